@@ -1,0 +1,76 @@
+"""Content-addressed blob store: each blob is named by the sha256 of its bytes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from governance.errors import InputError, UsageError, VerificationError
+
+_HEX = re.compile(r"^[0-9a-f]{64}$")
+_CHUNK = 8 << 20
+
+
+class BlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, digest: str) -> Path:
+        if not _HEX.match(digest):
+            raise UsageError(f"not a sha256 digest: {digest!r}")
+        return self.root / digest[:2] / digest
+
+    def has(self, digest: str) -> bool:
+        return self.path(digest).is_file()
+
+    def put_file(self, src: Path, digest: str) -> Path:
+        """Copy `src` in under `digest`, hashing while copying; refuse if the bytes differ."""
+        dest = self.path(digest)
+        if dest.is_file():
+            return dest
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        h = hashlib.sha256()
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-")
+        try:
+            with open(src, "rb") as fin, os.fdopen(fd, "wb") as fout:
+                while chunk := fin.read(_CHUNK):
+                    h.update(chunk)
+                    fout.write(chunk)
+                fout.flush()
+                os.fsync(fout.fileno())
+            if h.hexdigest() != digest:
+                raise InputError(f"{src}: changed while it was being stored (sha256 differs)")
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, dest)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return dest
+
+    def verify(self, digest: str) -> Path:
+        """The blob's path, after checking its bytes still hash to its name."""
+        p = self.path(digest)
+        if not p.is_file():
+            raise VerificationError(f"blob {digest[:12]} is missing from {self.root}")
+        h = hashlib.sha256()
+        with open(p, "rb") as fh:
+            while chunk := fh.read(_CHUNK):
+                h.update(chunk)
+        if h.hexdigest() != digest:
+            raise VerificationError(f"blob {digest[:12]} is corrupt: its bytes hash to {h.hexdigest()[:12]}")
+        return p
+
+    def materialize(self, files: dict[str, str], dest: Path) -> Path:
+        """Lay out verified blobs as named files (name -> digest) under `dest`."""
+        dest.mkdir(parents=True, exist_ok=True)
+        for name, digest in files.items():
+            target = (dest / name).resolve()
+            if dest.resolve() not in target.parents:
+                raise VerificationError(f"file name {name!r} escapes {dest}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self.verify(digest), target)
+        return dest

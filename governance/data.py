@@ -1,0 +1,127 @@
+"""Update data: JSONL records, validated at the edge, hashed into a Merkle tree.
+
+A record is ``{"id"?, "text"}`` or ``{"id"?, "prompt", "completion"}``, with optional
+``source`` and ``meta``. A record without an id gets ``r-`` plus 16 hex of its content
+hash. Any bad line refuses the whole file, naming every bad line (first ten).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from governance.errors import InputError
+from governance.signing import canonical_json
+
+TEXT_FIELDS = ("text", "prompt", "completion")
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    id: str | None = None
+    text: str | None = None
+    prompt: str | None = None
+    completion: str | None = None
+    source: str | None = None
+    meta: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> _Record:
+        pair = self.prompt is not None or self.completion is not None
+        if self.text is not None and pair:
+            raise ValueError("has both 'text' and 'prompt'/'completion'")
+        if self.text is None and (self.prompt is None or self.completion is None):
+            raise ValueError("needs 'text', or both 'prompt' and 'completion'")
+        if self.id is not None and not self.id.strip():
+            raise ValueError("'id' is empty")
+        return self
+
+
+@dataclass(frozen=True)
+class DataRecord:
+    id: str
+    line: int
+    fields: dict[str, str]  # the text fields present: text, or prompt and completion
+    source: str | None
+    meta: dict[str, Any] | None
+    content_hash: str  # sha256 of the canonical content (everything but the id)
+    record_hash: str  # sha256 of the canonical record, id included: the Merkle leaf
+
+    @property
+    def kind(self) -> str:
+        return "text" if "text" in self.fields else "prompt_completion"
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, **self.fields}
+        if self.source is not None:
+            out["source"] = self.source
+        if self.meta is not None:
+            out["meta"] = self.meta
+        return out
+
+
+def _record(obj: Any, line: int) -> DataRecord:
+    rec = _Record.model_validate(obj)
+    content = rec.model_dump(exclude={"id"}, exclude_none=True)
+    chash = hashlib.sha256(canonical_json(content)).hexdigest()
+    rid = rec.id if rec.id is not None else "r-" + chash[:16]
+    fields = {k: content[k] for k in TEXT_FIELDS if k in content}
+    rhash = hashlib.sha256(canonical_json({"id": rid, **content})).hexdigest()
+    return DataRecord(rid, line, fields, rec.source, rec.meta, chash, rhash)
+
+
+def load_jsonl(path: Path) -> list[DataRecord]:
+    """All records of a JSONL file, or InputError naming the bad lines."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read data file {path}: {exc.strerror}") from None
+    records: list[DataRecord] = []
+    errors: list[str] = []
+    seen: dict[str, DataRecord] = {}
+    for n, line in enumerate(raw.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = _record(json.loads(line.decode("utf-8")), n)
+        except UnicodeDecodeError:
+            errors.append(f"line {n}: not UTF-8")
+            continue
+        except json.JSONDecodeError as exc:
+            errors.append(f"line {n}: not JSON ({exc.msg} at column {exc.colno})")
+            continue
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            loc = ".".join(str(p) for p in first["loc"])
+            errors.append(f"line {n}: {loc + ': ' if loc else ''}{first['msg'].removeprefix('Value error, ')}")
+            continue
+        prior = seen.get(rec.id)
+        if prior is not None and prior.record_hash != rec.record_hash:
+            errors.append(f"line {n}: id {rec.id!r} already used on line {prior.line} for other content")
+            continue
+        seen[rec.id] = rec
+        records.append(rec)
+    if errors:
+        more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
+        raise InputError(f"{path}: {'; '.join(errors[:10])}{more}")
+    if not records:
+        raise InputError(f"{path}: no records")
+    return records
+
+
+def merkle_root(leaves: list[str]) -> str:
+    """RFC 6962-style Merkle root over hex leaf hashes (leaf prefix 0x00, node prefix 0x01)."""
+    if not leaves:
+        return hashlib.sha256(b"").hexdigest()
+    level = [hashlib.sha256(b"\x00" + bytes.fromhex(h)).digest() for h in leaves]
+    while len(level) > 1:
+        nxt = [hashlib.sha256(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    return level[0].hex()

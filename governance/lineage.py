@@ -1,0 +1,88 @@
+"""Lineage in MLflow: each proposal is a run; promoted versions become registered versions.
+
+Runs live in the experiment ``weightgate/proposals``. Registered model versions (next
+step of the flow) use the store's model name and the alias ``champion``. MLflow is
+imported only when lineage is written or read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from mlflow import MlflowClient
+
+EXPERIMENT = "weightgate/proposals"
+_MAX_PARAM = 6000
+
+
+class Lineage:
+    def __init__(self, tracking_uri: str, artifacts_dir: Path) -> None:
+        self.tracking_uri = tracking_uri
+        self.artifacts_dir = artifacts_dir
+
+    def client(self) -> MlflowClient:
+        from mlflow import MlflowClient
+
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def experiment_id(self, client: MlflowClient) -> str:
+        exp = client.get_experiment_by_name(EXPERIMENT)
+        if exp is not None:
+            return exp.experiment_id
+        local = self.tracking_uri.startswith("sqlite:") or self.tracking_uri.startswith("file:")
+        location = (self.artifacts_dir / "proposals").as_uri() if local else None
+        return client.create_experiment(EXPERIMENT, artifact_location=location)
+
+    def log_proposal(self, pid: str, params: Mapping[str, Any], metrics: Mapping[str, float],
+                     artifacts: Mapping[str, Path], dataset: pd.DataFrame, dataset_digest: str,
+                     dataset_source: str) -> str:
+        """Create the proposal's run and return its id."""
+        import mlflow.data
+        from mlflow.entities import DatasetInput, InputTag, Param, RunTag
+
+        client = self.client()
+        run = client.create_run(self.experiment_id(client), run_name=pid,
+                                tags={"weightgate.proposal": pid, "weightgate.kind": "proposal"})
+        rid = run.info.run_id
+        client.log_batch(rid, params=[Param(k, str(v)[:_MAX_PARAM]) for k, v in params.items()],
+                         metrics=self._metrics(metrics), tags=[RunTag("weightgate.status", "proposed")])
+        for name, path in artifacts.items():
+            client.log_artifact(rid, str(path), artifact_path=name)
+        ds = mlflow.data.from_pandas(dataset, source=dataset_source, name=f"{pid}-data",
+                                     digest=dataset_digest[:32])
+        client.log_inputs(rid, [DatasetInput(ds._to_mlflow_entity(), tags=[
+            InputTag("mlflow.data.context", "training"),
+            InputTag("weightgate.merkle_root", dataset_digest)])])
+        client.set_terminated(rid, "FINISHED")
+        return rid
+
+    def log_report(self, run_id: str, report: Mapping[str, Any], envelope: Path, report_json: Path) -> None:
+        from mlflow.entities import RunTag
+
+        client = self.client()
+        metrics: dict[str, float] = {}
+        for gate in report["gates"]:
+            metrics[f"gate.{gate['name']}.passed"] = float(gate["status"] in ("pass", "warn"))
+            for k, v in gate["metrics"].items():
+                metrics[f"gate.{gate['name']}.{k}"] = v
+        metrics["check.passed"] = float(report["verdict"] == "pass")
+        client.log_batch(run_id, metrics=self._metrics(metrics),
+                         tags=[RunTag("weightgate.verdict", report["verdict"]),
+                               RunTag("weightgate.status", "checked")])
+        client.log_artifact(run_id, str(envelope), artifact_path="reports")
+        client.log_artifact(run_id, str(report_json), artifact_path="reports")
+
+    @staticmethod
+    def _metrics(values: Mapping[str, float]) -> list[Any]:
+        import math
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        return [Metric(k, float(v), now, 0) for k, v in values.items()
+                if isinstance(v, (int, float)) and math.isfinite(v)]

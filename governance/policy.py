@@ -1,0 +1,67 @@
+"""The policy: which gates must pass, with what thresholds, and who must approve.
+
+Validated with pydantic (`extra="forbid"`) at the edge. A policy that does not parse,
+has an unknown key, or names an unknown gate is an error, never a fallback to defaults.
+Each gate's own options are validated by that gate's config model (see audits.registry).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from governance.errors import PolicyError
+from governance.signing import sha256_hex
+
+UpdateKind = Literal["full", "delta", "lora"]
+
+
+class Approvals(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    required: int = Field(ge=1, description="distinct approver keys needed; the proposer never counts")
+
+
+class Policy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    version: Literal[1]
+    name: str = Field(min_length=1)
+    allowed_update_kinds: list[UpdateKind] = Field(min_length=1)
+    approvals: Approvals
+    gates: dict[str, dict[str, Any]] = Field(min_length=1, description="gate name -> its options")
+    digest: str = Field(default="", description="sha256 of the policy file's bytes (set on load)")
+
+
+def _describe(err: ValidationError, path: Path) -> str:
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"{path}: {where}: {first['msg']}{more}"
+
+
+def parse_policy(path: Path) -> Policy:
+    """Parse and validate the policy's own fields; gate names are checked by audits.registry."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise PolicyError(f"cannot read policy {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise PolicyError(f"{path}:{where} is not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise PolicyError(f"{path}: a policy is a YAML mapping")
+    if "digest" in data:
+        raise PolicyError(f"{path}: digest: is computed, not written")
+    for name, opts in (data.get("gates") or {}).items():
+        if opts is not None and not isinstance(opts, dict):
+            raise PolicyError(f"{path}: gates.{name}: options must be a mapping")
+    data["gates"] = {k: (v or {}) for k, v in (data.get("gates") or {}).items()}
+    try:
+        return Policy(**data, digest=sha256_hex(raw))
+    except ValidationError as exc:
+        raise PolicyError(_describe(exc, path)) from None

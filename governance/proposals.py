@@ -1,0 +1,119 @@
+"""Proposals on disk: a proposer-signed manifest, the update data, and signed gate reports.
+
+    proposals/ID/
+      manifest.dsse.json   the manifest as an in-toto statement, signed by the proposer
+      data.jsonl           the update data, byte for byte as proposed
+      lineage.json         where the proposal lives in MLflow (run id); not signed
+      reports/N.dsse.json  gate reports, signed by the gate runner, newest last
+
+A proposal directory is created under a temporary name and renamed into place, so a
+crash never leaves half a proposal. Loading verifies the proposer's signature.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from governance.errors import UsageError, VerificationError
+from governance.keys import GATE_ROLE, KeyRing
+from governance.signing import sha256_hex, subject_digests, verify_envelope
+
+_ID = re.compile(r"^prop-[0-9a-f]{10}$")
+
+
+@dataclass(frozen=True)
+class Proposal:
+    id: str
+    dir: Path
+    manifest: dict[str, Any]
+    manifest_digest: str
+    proposer: str
+
+    @property
+    def data_path(self) -> Path:
+        return self.dir / "data.jsonl"
+
+    def lineage(self) -> dict[str, str]:
+        p = self.dir / "lineage.json"
+        return json.loads(p.read_text()) if p.exists() else {}
+
+    def report_paths(self) -> list[Path]:
+        return sorted((self.dir / "reports").glob("*.dsse.json"), key=lambda p: int(p.name.split(".")[0]))
+
+
+def proposal_id(envelope: bytes) -> str:
+    return "prop-" + sha256_hex(envelope)[:10]
+
+
+class ProposalStore:
+    def __init__(self, root: Path, keys: KeyRing) -> None:
+        self.root = root
+        self.keys = keys
+
+    def create(self, envelope: bytes, data_file: Path) -> str:
+        pid = proposal_id(envelope)
+        final = self.root / pid
+        if final.exists():
+            raise UsageError(f"proposal {pid} already exists")
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=self.root, prefix=".tmp-"))
+        try:
+            (tmp / "reports").mkdir()
+            (tmp / "manifest.dsse.json").write_bytes(envelope)
+            shutil.copyfile(data_file, tmp / "data.jsonl")
+            os.replace(tmp, final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return pid
+
+    def resolve(self, ref: str) -> Path:
+        """A proposal id or a unique prefix of one."""
+        if _ID.match(ref) and (self.root / ref).is_dir():
+            return self.root / ref
+        hits = [p for p in self.root.glob("prop-*") if p.name.startswith(ref)] if ref else []
+        if len(hits) == 1:
+            return hits[0]
+        raise UsageError(f"unknown proposal {ref!r}" if not hits else f"ambiguous proposal prefix {ref!r}")
+
+    def load(self, ref: str) -> Proposal:
+        pdir = self.resolve(ref)
+        envelope = (pdir / "manifest.dsse.json").read_bytes()
+        trusted = self.keys.trusted("proposer")
+        keyid, body = verify_envelope(envelope, trusted, where=f"{pdir.name}/manifest.dsse.json")
+        manifest = body["predicate"]
+        data_digest = subject_digests(body).get("data.jsonl")
+        if data_digest != sha256_hex((pdir / "data.jsonl").read_bytes()):
+            raise VerificationError(f"{pdir.name}/data.jsonl does not match its signed digest")
+        return Proposal(pdir.name, pdir, manifest, sha256_hex(envelope), self.keys.by_keyid(keyid).name)
+
+    def list(self) -> list[Path]:
+        return sorted(p for p in self.root.glob("prop-*") if p.is_dir())
+
+    def set_lineage(self, pid: str, info: dict[str, str]) -> None:
+        path = self.root / pid / "lineage.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(info, indent=2) + "\n")
+        tmp.replace(path)
+
+    def add_report(self, pid: str, envelope: bytes) -> Path:
+        rdir = self.root / pid / "reports"
+        n = len(list(rdir.glob("*.dsse.json"))) + 1
+        path = rdir / f"{n}.dsse.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(envelope)
+        return path
+
+    def latest_report(self, proposal: Proposal) -> dict[str, Any] | None:
+        paths = proposal.report_paths()
+        if not paths:
+            return None
+        _, body = verify_envelope(paths[-1].read_bytes(), self.keys.trusted(GATE_ROLE), where=str(paths[-1]))
+        return body["predicate"]

@@ -1,0 +1,115 @@
+"""DSSE envelopes carrying in-toto Statement v1 payloads, signed with Ed25519.
+
+The payload bytes are canonicalized once, signed over DSSE's pre-authentication
+encoding, and stored as they are. Verification reads the stored envelope bytes and
+never re-serializes a payload; it returns the verified statement or raises.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from governance.errors import VerificationError
+
+PAYLOAD_TYPE = "application/vnd.in-toto+json"
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+PREDICATE_BASE = "https://weightgate.dev/"
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Sorted keys, no whitespace, UTF-8: the one byte form that gets hashed or signed."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False).encode("utf-8")
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def pae(payload_type: str, payload: bytes) -> bytes:
+    """DSSE v1 pre-authentication encoding."""
+    t = payload_type.encode("utf-8")
+    return b"DSSEv1 %d %s %d %s" % (len(t), t, len(payload), payload)
+
+
+def statement(subjects: Mapping[str, str], predicate_type: str, predicate: Mapping[str, Any]) -> bytes:
+    """An in-toto Statement v1; `subjects` maps a name to its sha256 hex digest."""
+    if not subjects:
+        raise ValueError("an in-toto statement needs at least one subject")
+    body = {
+        "_type": STATEMENT_TYPE,
+        "subject": [{"name": n, "digest": {"sha256": d}} for n, d in sorted(subjects.items())],
+        "predicateType": PREDICATE_BASE + predicate_type,
+        "predicate": dict(predicate),
+    }
+    return canonical_json(body)
+
+
+def sign_envelope(payload: bytes, key: Ed25519PrivateKey, keyid: str,
+                  payload_type: str = PAYLOAD_TYPE) -> bytes:
+    """Return the envelope's exact bytes, ready to store."""
+    sig = key.sign(pae(payload_type, payload))
+    env = {
+        "payload": base64.b64encode(payload).decode("ascii"),
+        "payloadType": payload_type,
+        "signatures": [{"keyid": keyid, "sig": base64.b64encode(sig).decode("ascii")}],
+    }
+    return canonical_json(env)
+
+
+def _b64(value: Any, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise VerificationError(f"{what} is not base64 text")
+    try:
+        return base64.b64decode(value, validate=True)
+    except ValueError as exc:
+        raise VerificationError(f"{what} is not valid base64") from exc
+
+
+def verify_envelope(envelope: bytes, trusted: Mapping[str, Ed25519PublicKey],
+                    where: str = "envelope") -> tuple[str, dict[str, Any]]:
+    """Verify a stored envelope against trusted keys (keyid -> public key).
+
+    Returns (signing keyid, statement). Raises VerificationError naming `where`.
+    """
+    try:
+        env = json.loads(envelope)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise VerificationError(f"{where}: not a JSON DSSE envelope ({exc})") from exc
+    if not isinstance(env, dict) or not isinstance(env.get("signatures"), list):
+        raise VerificationError(f"{where}: not a DSSE envelope")
+    payload_type = env.get("payloadType")
+    if payload_type != PAYLOAD_TYPE:
+        raise VerificationError(f"{where}: unexpected payloadType {payload_type!r}")
+    payload = _b64(env.get("payload"), f"{where}: payload")
+    message = pae(payload_type, payload)
+    for sig in env["signatures"]:
+        keyid = sig.get("keyid") if isinstance(sig, dict) else None
+        key = trusted.get(keyid) if isinstance(keyid, str) else None
+        if key is None:
+            continue
+        try:
+            key.verify(_b64(sig.get("sig"), f"{where}: signature"), message)
+        except InvalidSignature:
+            raise VerificationError(f"{where}: signature by key {keyid[:12]} does not verify") from None
+        try:
+            body = json.loads(payload)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise VerificationError(f"{where}: payload is not JSON") from exc
+        if not isinstance(body, dict) or body.get("_type") != STATEMENT_TYPE:
+            raise VerificationError(f"{where}: payload is not an in-toto Statement v1")
+        return keyid, body
+    raise VerificationError(f"{where}: no signature by a trusted key")
+
+
+def subject_digests(body: Mapping[str, Any]) -> dict[str, str]:
+    """name -> sha256 of a verified statement's subjects."""
+    subjects: Sequence[Mapping[str, Any]] = body.get("subject", [])
+    return {s["name"]: s["digest"]["sha256"] for s in subjects}

@@ -1,0 +1,16 @@
+"""Policies shipped with weightgate, as YAML data: ``default`` and ``strict``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+
+def path(name: str) -> Path:
+    """The file of a shipped policy, by name."""
+    p = HERE / f"{name}.yaml"
+    if not p.is_file():
+        names = ", ".join(sorted(q.stem for q in HERE.glob("*.yaml")))
+        raise FileNotFoundError(f"no shipped policy {name!r}; shipped: {names}")
+    return p

@@ -1,0 +1,214 @@
+"""The ``weightgate`` command line: a thin face over the update pipeline.
+
+Each command parses options and calls one public function; heavy libraries are
+imported inside the commands, so ``weightgate --help`` starts fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from governance.errors import WeightgateError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="Govern weight updates: propose -> gates -> signed report -> approvals -> ledger.")
+keys_app = typer.Typer(no_args_is_help=True, help="Create and list signing keys.")
+app.add_typer(keys_app, name="keys")
+
+_state: dict[str, object] = {"debug": False, "home": None, "tracking_uri": None}
+_QUIET_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+              "MLFLOW_DISABLE_TELEMETRY": "true", "TOKENIZERS_PARALLELISM": "false",
+              "GX_ANALYTICS_ENABLED": "false", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+
+
+@app.callback()
+def _root(
+    home: Annotated[Path | None, typer.Option(envvar="WEIGHTGATE_HOME",
+                                                 help="Store folder (default ./.weightgate).")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(envvar="MLFLOW_TRACKING_URI",
+                                                        help="MLflow tracking server for lineage.")] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    _state.update(home=home, tracking_uri=tracking_uri, debug=debug)
+
+
+def _store():  # noqa: ANN202 - the type lives in governance
+    from governance.store import Store
+
+    return Store.locate(_state["home"])
+
+
+def _passphrase(name: str, confirm: bool = False) -> str | None:
+    from governance.keys import passphrase_from_env
+
+    value = passphrase_from_env(name)
+    if value is None and sys.stdin.isatty():
+        value = typer.prompt(f"Passphrase for key {name!r}", hide_input=True, confirmation_prompt=confirm)
+    return value
+
+
+def _emit(obj: object) -> None:
+    typer.echo(json.dumps(obj, indent=2, sort_keys=True))
+
+
+@app.command()
+def init() -> None:
+    """Create the store (MLflow SQLite tracking store, keys, proposals, blobs, policy)."""
+    import policies
+
+    store = _store()
+    created = store.init(policies.path("default"), _state["tracking_uri"])  # type: ignore[arg-type]
+    typer.echo(f"{'created' if created else 'already present'}: weightgate store at {store.home}")
+
+
+@keys_app.command("create")
+def keys_create(
+    name: str,
+    role: Annotated[str, typer.Option(help="proposer | approver | auditor")],
+) -> None:
+    """Create an Ed25519 key; its private half is encrypted with a passphrase
+    (WEIGHTGATE_PASSPHRASE_<NAME>, WEIGHTGATE_PASSPHRASE, or a prompt)."""
+    from governance.keys import KeyRing
+
+    info = KeyRing(_store().keys_dir).create(name, role, _passphrase(name, confirm=True))
+    typer.echo(f"created key {info.name} ({info.role}) id {info.keyid[:16]}")
+
+
+@keys_app.command("list")
+def keys_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List keys with their roles and ids."""
+    from dataclasses import asdict
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from governance.keys import KeyRing
+
+    keys = KeyRing(_store().keys_dir).list()
+    if as_json:
+        _emit([asdict(k) for k in keys])
+        return
+    table = Table("name", "role", "key id", "revoked")
+    for k in keys:
+        table.add_row(k.name, k.role, k.keyid[:16], "yes" if k.revoked else "")
+    Console().print(table)
+
+
+@app.command()
+def train(
+    base: Annotated[str, typer.Option(help="Base model REF.")],
+    data: Annotated[Path, typer.Option(help="Update data (JSONL).")],
+    out: Annotated[Path, typer.Option(help="Folder for the update.")],
+    lora: Annotated[bool, typer.Option(help="Train a LoRA adapter instead of full weights.")] = False,
+    epochs: Annotated[int, typer.Option(min=1)] = 3,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Fine-tune REF on the data (CPU, deterministic) and write safetensors to OUT."""
+    from governance.data import load_jsonl
+    from update_pipeline import refs
+    from update_pipeline.train import train_update
+
+    store = _store()
+    base_dir = refs.resolve(base, store, _state["tracking_uri"])  # type: ignore[arg-type]
+    recipe = train_update(base_dir, base, load_jsonl(data), out, lora=lora, epochs=epochs, seed=seed)
+    typer.echo(f"wrote {'LoRA adapter' if lora else 'model'} to {out} (final loss {recipe['final_loss']:.3f})")
+
+
+@app.command()
+def propose(
+    base: Annotated[str, typer.Option(help="Base model REF.")],
+    candidate: Annotated[Path, typer.Option(help="Model folder, safetensors delta file, or LoRA adapter folder.")],
+    data: Annotated[Path, typer.Option(help="The update's training data (JSONL).")],
+    by: Annotated[str, typer.Option(help="Proposer key name.")],
+    note: Annotated[str, typer.Option(help="Free text kept with the proposal.")] = "",
+) -> None:
+    """Sign a manifest of the update and record it as a proposal (and an MLflow run)."""
+    from update_pipeline.intake import propose as do_propose
+
+    store = _store()
+    store.config()
+    p = do_propose(store, base, candidate, data, by, _passphrase(by), note, _state["tracking_uri"])  # type: ignore[arg-type]
+    typer.echo(f"proposal {p.id} ({p.kind}) recorded; MLflow run {p.run_id}")
+
+
+@app.command()
+def check(
+    proposal: str,
+    policy: Annotated[Path | None, typer.Option(help="Policy file [default: the store's policy.yaml].")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the signed report's content.")] = False,
+    junit: Annotated[Path | None, typer.Option(help="Write JUnit XML here.")] = None,
+    sarif: Annotated[Path | None, typer.Option(help="Write SARIF 2.1.0 here.")] = None,
+) -> None:
+    """Run the gates the policy requires; exit 1 if any fails."""
+    from update_pipeline.check import check as do_check
+    from update_pipeline.report_formats import junit_xml, write_sarif
+
+    checked = do_check(_store(), proposal, policy, _state["tracking_uri"])  # type: ignore[arg-type]
+    report = checked.report
+    if junit:
+        junit.write_bytes(junit_xml(report))
+    if sarif:
+        write_sarif(report, checked.data_path, sarif)
+    if as_json:
+        _emit(report)
+    else:
+        from update_pipeline.show import print_report
+
+        print_report(report)
+    if report["verdict"] != "pass":
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    home: Annotated[Path | None, typer.Option(help="Store for the demo [default: the store].")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object at the end.")] = False,
+) -> None:
+    """Build the world model, propose four updates (clean, pii, backdoor, forgetting) and check them."""
+    from governance.store import Store
+    from update_pipeline.demo import run_demo
+
+    store = Store.locate(home or _state["home"])  # type: ignore[arg-type]
+    result = run_demo(store, quiet=as_json)
+    if as_json:
+        _emit(result)
+
+
+def _quiet() -> None:
+    import logging
+    import warnings
+
+    for k, v in _QUIET_ENV.items():
+        os.environ.setdefault(k, v)
+    for noisy in ("mlflow", "transformers", "peft", "great_expectations", "alembic"):
+        warnings.filterwarnings("ignore", module=noisy)
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+def main() -> None:
+    _quiet()
+    try:
+        app()
+    except WeightgateError as exc:
+        if _state["debug"]:
+            raise
+        typer.echo(f"weightgate: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # a bug or an outside failure: one line, traceback with --debug
+        if _state["debug"]:
+            raise
+        typer.echo(f"weightgate: internal error: {type(exc).__name__}: {exc} (rerun with --debug)", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

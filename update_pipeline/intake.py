@@ -1,0 +1,121 @@
+"""Intake: turn a proposed update into a signed manifest, a stored proposal and an MLflow run.
+
+Everything is read and checked before anything is written: a refused input leaves
+the store exactly as it was.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from governance.blobs import BlobStore
+from governance.data import DataRecord, load_jsonl, merkle_root
+from governance.errors import UsageError
+from governance.keys import KeyRing
+from governance.lineage import Lineage
+from governance.proposals import ProposalStore
+from governance.signing import sha256_hex, sign_envelope, statement
+from governance.store import Store
+from update_pipeline import refs
+from update_pipeline.deltas import candidate_kind, compute_delta, delta_stats
+from update_pipeline.hashing import sha256_files
+from update_pipeline.weights import WEIGHT_SUFFIX, folder_tensors, model_files
+
+
+@dataclass(frozen=True)
+class Proposed:
+    id: str
+    run_id: str
+    kind: str
+    manifest_digest: str
+
+
+def _files(folder: Path) -> tuple[dict[str, Path], dict[str, Path]]:
+    """(weight files, config/tokenizer files) of a folder, by relative name."""
+    files = {p.relative_to(folder).as_posix(): p for p in model_files(folder)}
+    weights = {n: p for n, p in files.items() if n.endswith(WEIGHT_SUFFIX)}
+    return weights, {n: p for n, p in files.items() if n not in weights}
+
+
+def build_manifest(base_ref: str, base_dir: Path, candidate: Path, data: Path, proposer: str,
+                   note: str) -> tuple[dict[str, Any], dict[str, Path], list[DataRecord]]:
+    """The manifest, the candidate's files to store (name -> path) and the data records."""
+    kind = candidate_kind(candidate)
+    base_w, base_c = _files(base_dir)
+    if kind == "delta":
+        cand_w, cand_c = {candidate.name: candidate}, {}
+    else:
+        cand_w, cand_c = _files(candidate)
+    records = load_jsonl(data)
+    base = folder_tensors(base_dir)
+    delta = compute_delta(kind, candidate, base)
+    digests = sha256_files([*base_w.values(), *base_c.values(), *cand_w.values(), *cand_c.values(), data])
+    stats = delta_stats(delta, base)
+    manifest = {
+        "schema": "weightgate.manifest/v1",
+        "created": round(time.time(), 3),
+        "proposer": proposer,
+        "note": note,
+        "base": {"ref": base_ref, "files": {n: digests[p] for n, p in base_w.items()},
+                 "config_files": {n: digests[p] for n, p in base_c.items()}},
+        "candidate": {"kind": kind, "source": str(candidate),
+                      "files": {n: digests[p] for n, p in cand_w.items()},
+                      "config_files": {n: digests[p] for n, p in cand_c.items()}},
+        "data": {"sha256": digests[data], "records": len(records), "merkle_root": merkle_root(
+            [r.record_hash for r in records]), "record_hashes": [[r.id, r.record_hash] for r in records]},
+        "delta": {"tensors": stats, "changed_tensors": sum(1 for s in stats.values() if s["l2"] > 0),
+                  "total_l2": sum(s["l2"] ** 2 for s in stats.values()) ** 0.5},
+    }
+    return manifest, {**cand_w, **cand_c}, records
+
+
+def propose(store: Store, base_ref: str, candidate: Path, data: Path, by: str, passphrase: str | None,
+            note: str = "", tracking_uri: str | None = None) -> Proposed:
+    keys = KeyRing(store.keys_dir)
+    info = keys.get(by)
+    if info.role != "proposer":
+        raise UsageError(f"key {by!r} has role {info.role!r}; proposing needs a proposer key")
+    key = keys.private(by, passphrase)
+    base_dir = refs.resolve(base_ref, store, tracking_uri)
+    manifest, to_store, records = build_manifest(base_ref, base_dir, candidate, data, by, note)
+    cand = manifest["candidate"]
+    subjects = {f"candidate/{n}": d for n, d in {**cand["files"], **cand["config_files"]}.items()}
+    subjects["data.jsonl"] = manifest["data"]["sha256"]
+    envelope = sign_envelope(statement(subjects, "Proposal/v1", manifest), key, info.keyid)
+
+    blobs = BlobStore(store.blobs_dir)
+    for name, path in to_store.items():
+        blobs.put_file(path, {**cand["files"], **cand["config_files"]}[name])
+    proposals = ProposalStore(store.proposals_dir, keys)
+    pid = proposals.create(envelope, data)
+    try:
+        run_id = _log(store, pid, manifest, records, tracking_uri)
+    except Exception:
+        shutil.rmtree(store.proposals_dir / pid, ignore_errors=True)
+        raise
+    proposals.set_lineage(pid, {"run_id": run_id, "tracking_uri": store.tracking_uri(tracking_uri)})
+    return Proposed(pid, run_id, cand["kind"], sha256_hex(envelope))
+
+
+def _log(store: Store, pid: str, manifest: dict[str, Any], records: list[DataRecord],
+         tracking_uri: str | None) -> str:
+    import pandas as pd
+
+    frame = pd.DataFrame([{"id": r.id, "line": r.line, "kind": r.kind, "record_hash": r.record_hash,
+                           "chars": sum(len(v) for v in r.fields.values())} for r in records])
+    pdir = store.proposals_dir / pid
+    params = {"base": manifest["base"]["ref"], "candidate_kind": manifest["candidate"]["kind"],
+              "data_merkle_root": manifest["data"]["merkle_root"], "proposer": manifest["proposer"],
+              "manifest_digest": sha256_hex((pdir / "manifest.dsse.json").read_bytes()),
+              "records": manifest["data"]["records"], "note": manifest["note"]}
+    delta = manifest["delta"]
+    metrics = {"delta.total_l2": delta["total_l2"], "delta.changed_tensors": delta["changed_tensors"],
+               "data.records": manifest["data"]["records"]}
+    metrics.update({f"delta.l2.{n}": s["l2"] for n, s in delta["tensors"].items()})
+    lineage = Lineage(store.tracking_uri(tracking_uri), store.artifacts_dir)
+    return lineage.log_proposal(pid, params, metrics, {"proposal": pdir / "manifest.dsse.json"}, frame,
+                                manifest["data"]["merkle_root"], str(pdir / "data.jsonl"))
