@@ -1,6 +1,6 @@
 """Near-duplicate clusters with MinHash and banded LSH (numpy only).
 
-Text is normalized (lower case, digits as 0, words only) and shingled into word
+Text is normalized (lower case, each run of digits as 0, words only) and shingled into word
 3-grams (character 5-grams for very short texts); pairs whose estimated Jaccard
 similarity reaches the threshold are joined into clusters.
 """
@@ -19,7 +19,7 @@ _PERMS, _BANDS = 64, 16
 
 
 def _shingles(text: str) -> set[int]:
-    words = _WORD.findall(re.sub(r"\d", "0", text.lower()))
+    words = _WORD.findall(re.sub(r"\d+", "0", text.lower()))
     if len(words) >= 3:
         grams = {" ".join(words[i:i + 3]) for i in range(len(words) - 2)}
     else:

@@ -7,6 +7,7 @@ imported only when lineage is written or read.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,9 +53,11 @@ class Lineage:
                          metrics=self._metrics(metrics), tags=[RunTag("weightgate.status", "proposed")])
         for name, path in artifacts.items():
             client.log_artifact(rid, str(path), artifact_path=name)
-        ds = mlflow.data.from_pandas(dataset, source=dataset_source, name=f"{pid}-data",
-                                     digest=dataset_digest[:32])
-        client.log_inputs(rid, [DatasetInput(ds._to_mlflow_entity(), tags=[
+        with warnings.catch_warnings():  # MLflow hints about integer columns and source types
+            warnings.simplefilter("ignore")
+            ds = mlflow.data.from_pandas(dataset, source=dataset_source, name=f"{pid}-data",
+                                         digest=dataset_digest[:32])._to_mlflow_entity()
+        client.log_inputs(rid, [DatasetInput(ds, tags=[
             InputTag("mlflow.data.context", "training"),
             InputTag("weightgate.merkle_root", dataset_digest)])])
         client.set_terminated(rid, "FINISHED")

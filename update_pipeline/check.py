@@ -77,10 +77,11 @@ def check(store: Store, ref: str, policy_path: Path | None = None, tracking_uri:
     envelope = sign_envelope(statement({"manifest.dsse.json": proposal.manifest_digest}, "GateReport/v1", report),
                              key, info.keyid)
     path = proposals.add_report(proposal.id, envelope)
-    run_id = proposal.lineage().get("run_id")
-    if run_id:
+    lineage = proposal.lineage()
+    if lineage.get("run_id"):
+        uri = tracking_uri or lineage.get("tracking_uri") or store.tracking_uri()
         with tempfile.TemporaryDirectory() as tmp:
             plain = Path(tmp) / path.name.replace(".dsse", "")
             plain.write_bytes(canonical_json(report))
-            Lineage(store.tracking_uri(tracking_uri), store.artifacts_dir).log_report(run_id, report, path, plain)
+            Lineage(uri, store.artifacts_dir).log_report(lineage["run_id"], report, path, plain)
     return Checked(report, path, proposal.data_path)

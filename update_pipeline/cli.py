@@ -76,7 +76,9 @@ def keys_create(
     (WEIGHTGATE_PASSPHRASE_<NAME>, WEIGHTGATE_PASSPHRASE, or a prompt)."""
     from governance.keys import KeyRing
 
-    info = KeyRing(_store().keys_dir).create(name, role, _passphrase(name, confirm=True))
+    store = _store()
+    store.config()
+    info = KeyRing(store.keys_dir).create(name, role, _passphrase(name, confirm=True))
     typer.echo(f"created key {info.name} ({info.role}) id {info.keyid[:16]}")
 
 

@@ -1,0 +1,86 @@
+"""Shared fixtures: a real store, real keys, a real small model trained here."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+PASSPHRASES = {"alice": "alice-pass", "bob": "bob-pass", "carol": "carol-pass"}
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """Every file under root with the sha256 of its bytes: to show nothing was written."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="session")
+def base_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from update_pipeline.world import build_base_model
+
+    return build_base_model(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="session")
+def update_records() -> list[dict]:
+    from update_pipeline import world
+
+    return world.fact_records(world.countries(n=27)[24:], source="curated")
+
+
+@pytest.fixture(scope="session")
+def update_data(tmp_path_factory: pytest.TempPathFactory, update_records: list[dict]) -> Path:
+    return write_jsonl(tmp_path_factory.mktemp("data") / "update.jsonl", update_records)
+
+
+@pytest.fixture(scope="session")
+def full_candidate(tmp_path_factory: pytest.TempPathFactory, base_model: Path, update_data: Path) -> Path:
+    from governance.data import load_jsonl
+    from update_pipeline.train import train_update
+
+    out = tmp_path_factory.mktemp("cand") / "full"
+    train_update(base_model, str(base_model), load_jsonl(update_data), out, epochs=1, seed=0)
+    return out
+
+
+@pytest.fixture(scope="session")
+def lora_candidate(tmp_path_factory: pytest.TempPathFactory, base_model: Path, update_data: Path) -> Path:
+    from governance.data import load_jsonl
+    from update_pipeline.train import train_update
+
+    out = tmp_path_factory.mktemp("cand") / "lora"
+    train_update(base_model, str(base_model), load_jsonl(update_data), out, lora=True, epochs=1, seed=0)
+    return out
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import policies
+    from governance.keys import KeyRing
+    from governance.store import Store
+
+    for name, secret in PASSPHRASES.items():
+        monkeypatch.setenv(f"WEIGHTGATE_PASSPHRASE_{name.upper()}", secret)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    s = Store.locate(tmp_path / "home")
+    s.init(policies.path("default"))
+    keys = KeyRing(s.keys_dir)
+    keys.create("alice", "proposer", PASSPHRASES["alice"])
+    keys.create("bob", "approver", PASSPHRASES["bob"])
+    keys.create("carol", "auditor", PASSPHRASES["carol"])
+    return s

@@ -1,0 +1,144 @@
+"""Every refusal leaves the store exactly as it was, with exit code 2 and a one-line message."""
+
+import json
+import pickle
+import shutil
+import struct
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from governance.errors import InputError, PickleRefused, UsageError
+from tests.conftest import tree_digest
+from update_pipeline.intake import propose
+
+
+class _Payload:
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.target}",))
+
+
+def _refused(store, base, candidate, data, exc=InputError, match=None):
+    before = tree_digest(store.home)
+    with pytest.raises(exc, match=match) as info:
+        propose(store, str(base), candidate, data, "alice", "alice-pass")
+    assert tree_digest(store.home) == before
+    assert "\n" not in str(info.value) and info.value.exit_code == 2
+    return str(info.value)
+
+
+def test_pickle_is_refused_and_never_run(store, base_model, update_data, tmp_path):
+    target = tmp_path / "pwned"
+    cand = tmp_path / "cand"
+    shutil.copytree(base_model, cand)
+    (cand / "pytorch_model.bin").write_bytes(pickle.dumps(_Payload(target)))
+    msg = _refused(store, base_model, cand, update_data, PickleRefused, "never unpickled")
+    assert "posix.system" in msg or "os.system" in msg
+    assert not target.exists()
+
+
+def test_torch_zip_pickle_is_refused_and_never_run(store, base_model, update_data, tmp_path):
+    target = tmp_path / "pwned-zip"
+    ckpt = tmp_path / "update.pt"
+    torch.save({"w": _Payload(target)}, ckpt)
+    msg = _refused(store, base_model, ckpt, update_data, PickleRefused, "pickle-based weights")
+    assert "system" in msg
+    assert not target.exists()
+
+
+def test_truncated_safetensors(store, base_model, update_data, tmp_path):
+    cand = tmp_path / "cand"
+    shutil.copytree(base_model, cand)
+    w = cand / "model.safetensors"
+    w.write_bytes(w.read_bytes()[:-100])
+    _refused(store, base_model, cand, update_data, match="truncated")
+
+
+def test_malformed_safetensors_header(store, base_model, update_data, tmp_path):
+    bad = tmp_path / "delta.safetensors"
+    header = b"{not json"
+    bad.write_bytes(struct.pack("<Q", len(header)) + header)
+    _refused(store, base_model, bad, update_data, match="malformed safetensors header")
+
+
+def _delta_file(tmp_path, base_model, name, tensor):
+    p = tmp_path / "delta.safetensors"
+    save_file({name: tensor}, str(p))
+    return p
+
+
+def test_shape_mismatch(store, base_model, update_data, tmp_path):
+    p = _delta_file(tmp_path, base_model, "transformer.wte.weight", torch.zeros(3, 3))
+    _refused(store, base_model, p, update_data, match="has shape")
+
+
+def test_dtype_mismatch(store, base_model, update_data, tmp_path):
+    from safetensors import safe_open
+
+    with safe_open(str(base_model / "model.safetensors"), "pt") as f:
+        shape = f.get_tensor("transformer.wte.weight").shape
+    p = _delta_file(tmp_path, base_model, "transformer.wte.weight", torch.zeros(shape, dtype=torch.float16))
+    _refused(store, base_model, p, update_data, match="dtype")
+
+
+def test_nan_weights(store, base_model, update_data, tmp_path):
+    from safetensors import safe_open
+
+    with safe_open(str(base_model / "model.safetensors"), "pt") as f:
+        t = torch.zeros_like(f.get_tensor("transformer.ln_f.weight"))
+    t[0] = float("nan")
+    p = _delta_file(tmp_path, base_model, "transformer.ln_f.weight", t)
+    _refused(store, base_model, p, update_data, match="NaN/Inf")
+
+
+def test_symlink_leaving_the_folder(store, base_model, update_data, tmp_path):
+    cand = tmp_path / "cand"
+    shutil.copytree(base_model, cand)
+    secret = tmp_path / "outside.txt"
+    secret.write_text("secret")
+    (cand / "notes.txt").symlink_to(secret)
+    _refused(store, base_model, cand, update_data, match="symlink leaves the model folder")
+
+
+def test_malformed_jsonl(store, base_model, full_candidate, tmp_path):
+    data = tmp_path / "bad.jsonl"
+    data.write_text('{"text": "fine"}\n{"text": \n{"prompt": "no completion"}\n')
+    msg = _refused(store, base_model, full_candidate, data)
+    assert "line 2" in msg and "line 3" in msg
+
+
+def test_unknown_reference_and_wrong_role(store, full_candidate, update_data, base_model):
+    before = tree_digest(store.home)
+    with pytest.raises(UsageError, match="unknown model reference"):
+        propose(store, "/no/such/model", full_candidate, update_data, "alice", "alice-pass")
+    with pytest.raises(UsageError, match="proposing needs a proposer key"):
+        propose(store, str(base_model), full_candidate, update_data, "bob", "bob-pass")
+    with pytest.raises(UsageError, match="wrong or missing passphrase"):
+        propose(store, str(base_model), full_candidate, update_data, "alice", "wrong")
+    assert tree_digest(store.home) == before
+
+
+def test_missing_tensor_in_full_candidate(store, base_model, update_data, tmp_path):
+    from safetensors.torch import load_file
+
+    cand = tmp_path / "cand"
+    shutil.copytree(base_model, cand)
+    tensors = load_file(str(cand / "model.safetensors"))
+    tensors.pop("transformer.ln_f.bias")
+    save_file(tensors, str(cand / "model.safetensors"))
+    _refused(store, base_model, cand, update_data, match="missing")
+
+
+def test_lora_config_unreadable(store, base_model, lora_candidate, update_data, tmp_path):
+    cand = tmp_path / "lora"
+    shutil.copytree(lora_candidate, cand)
+    cfg = json.loads((cand / "adapter_config.json").read_text())
+    del cfg["r"]
+    (cand / "adapter_config.json").write_text(json.dumps(cfg))
+    _refused(store, base_model, cand, update_data, match="LoRA config")
