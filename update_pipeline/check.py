@@ -9,6 +9,7 @@ proposal and logged to the proposal's MLflow run.
 from __future__ import annotations
 
 import functools
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -66,11 +67,15 @@ def check(store: Store, ref: str, policy_path: Path | None = None, tracking_uri:
     proposal = proposals.load(ref)
     policy = load_policy(policy_path or store.policy_path)
     gates = build_gates(policy)
+    candidate = functools.cache(lambda: _candidate_dir(store, proposal))
     ctx = GateContext(proposal, tuple(load_jsonl(proposal.data_path)),
-                      functools.cache(lambda: _base_dir(store, proposal, tracking_uri)),
-                      functools.cache(lambda: _candidate_dir(store, proposal)))
+                      functools.cache(lambda: _base_dir(store, proposal, tracking_uri)), candidate)
     results = [_kind_result(proposal, list(policy.allowed_update_kinds))]
-    results += [gate.run(ctx) for gate in gates]
+    try:
+        results += [gate.run(ctx) for gate in gates]
+    finally:
+        if candidate.cache_info().currsize:
+            shutil.rmtree(candidate(), ignore_errors=True)
     report = Report(proposal.id, proposal.manifest_digest, policy.name, policy.digest, tuple(results),
                     round(time.time(), 3)).to_dict()
     key, info = keys.gate_key()

@@ -131,11 +131,15 @@ def propose(
     note: Annotated[str, typer.Option(help="Free text kept with the proposal.")] = "",
 ) -> None:
     """Sign a manifest of the update and record it as a proposal (and an MLflow run)."""
+    from rich.console import Console
+
     from update_pipeline.intake import propose as do_propose
 
     store = _store()
     store.config()
-    p = do_propose(store, base, candidate, data, by, _passphrase(by), note, _state["tracking_uri"])  # type: ignore[arg-type]
+    secret = _passphrase(by)
+    with Console(stderr=True).status("hashing files, computing deltas, logging to MLflow"):
+        p = do_propose(store, base, candidate, data, by, secret, note, _state["tracking_uri"])  # type: ignore[arg-type]
     typer.echo(f"proposal {p.id} ({p.kind}) recorded; MLflow run {p.run_id}")
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from governance.errors import UsageError
@@ -41,9 +42,10 @@ def _from_registry(ref: str, store: Store, tracking_uri: str | None) -> Path:
         dest = store.cache_dir / "registry" / f"{mv.name}-v{mv.version}"
         if not dest.is_dir():
             uri = client.get_model_version_download_uri(mv.name, mv.version)
-            tmp = dest.with_name(dest.name + ".tmp")
-            download_artifacts(artifact_uri=uri, dst_path=str(tmp), tracking_uri=store.tracking_uri(tracking_uri))
-            tmp.replace(dest)
+            with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
+                got = download_artifacts(artifact_uri=uri, dst_path=tmp, tracking_uri=client.tracking_uri)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                Path(got).replace(dest)
     except (MlflowException, ValueError) as exc:
         raise UsageError(f"unknown model reference {ref!r}: {str(exc).splitlines()[0]}") from None
     return dest

@@ -1,0 +1,30 @@
+import pytest
+
+from governance.errors import UsageError
+from governance.lineage import Lineage
+from update_pipeline import refs
+
+
+def test_registry_reference_resolves_to_the_model_files(store, base_model):
+    client = Lineage(store.tracking_uri(), store.artifacts_dir).client()
+    exp = client.create_experiment("models", artifact_location=(store.artifacts_dir / "models").as_uri())
+    run = client.create_run(exp)
+    client.log_artifacts(run.info.run_id, str(base_model), artifact_path="model")
+    client.create_registered_model(store.model_name)
+    mv = client.create_model_version(store.model_name, f"runs:/{run.info.run_id}/model", run.info.run_id)
+    client.set_registered_model_alias(store.model_name, "champion", mv.version)
+
+    for ref in (f"models:/{store.model_name}@champion", f"models:/{store.model_name}/{mv.version}"):
+        folder = refs.resolve(ref, store)
+        assert (folder / "model.safetensors").read_bytes() == (base_model / "model.safetensors").read_bytes()
+        assert (folder / "config.json").is_file()
+
+
+@pytest.mark.parametrize("ref, match", [
+    ("models:/nope@champion", "unknown model reference"),
+    ("ledger:champion", "ledger holds no promoted versions"),
+    ("/definitely/not/here", "unknown model reference"),
+])
+def test_unknown_references(store, ref, match):
+    with pytest.raises(UsageError, match=match):
+        refs.resolve(ref, store)
