@@ -40,6 +40,7 @@ def fit(model: torch.nn.Module, tokenizer: Any, records: Sequence[DataRecord], *
         batch_size: int, seed: int, max_len: int = 128, desc: str = "training") -> list[float]:
     """AdamW over shuffled padded batches; returns the loss per step."""
     import torch
+    from rich.console import Console
     from rich.progress import Progress
 
     torch.manual_seed(seed)
@@ -51,7 +52,7 @@ def fit(model: torch.nn.Module, tokenizer: Any, records: Sequence[DataRecord], *
     steps = epochs * ((len(data) + batch_size - 1) // batch_size)
     losses: list[float] = []
     model.train()
-    with Progress(transient=True) as bar:
+    with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(desc, total=steps)
         for _ in range(epochs):
             order = torch.randperm(len(data), generator=gen).tolist()
