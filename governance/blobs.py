@@ -51,6 +51,36 @@ class BlobStore:
                 os.unlink(tmp)
         return dest
 
+    def put_bytes(self, data: bytes) -> str:
+        """Store bytes; returns their sha256 (the blob's name)."""
+        digest = hashlib.sha256(data).hexdigest()
+        dest = self.path(digest)
+        if not dest.is_file():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.chmod(tmp, 0o444)
+                os.replace(tmp, dest)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+        return digest
+
+    def read(self, digest: str) -> bytes:
+        """A blob's bytes, checked against its name."""
+        try:
+            data = self.path(digest).read_bytes()
+        except FileNotFoundError:
+            raise VerificationError(f"blob {digest[:12]} is missing from {self.root}") from None
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise VerificationError(f"blob {digest[:12]} is corrupt: its bytes hash to "
+                                    f"{hashlib.sha256(data).hexdigest()[:12]}")
+        return data
+
     def verify(self, digest: str) -> Path:
         """The blob's path, after checking its bytes still hash to its name."""
         p = self.path(digest)

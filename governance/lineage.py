@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 EXPERIMENT = "weightgate/proposals"
+LEDGER_EXPERIMENT = "weightgate/ledger"
 _MAX_PARAM = 6000
 
 
@@ -78,6 +79,45 @@ class Lineage:
                                RunTag("weightgate.status", "checked")])
         client.log_artifact(run_id, str(envelope), artifact_path="reports")
         client.log_artifact(run_id, str(report_json), artifact_path="reports")
+
+    def registered_versions(self, model_name: str) -> dict[int, str]:
+        """ledger version -> registered model version, from the versions' tags."""
+        from mlflow.exceptions import MlflowException
+
+        client = self.client()
+        try:
+            found = client.search_model_versions(f"name = '{model_name}'")
+        except MlflowException:
+            return {}
+        return {int(mv.tags["weightgate.ledger_version"]): mv.version for mv in found
+                if "weightgate.ledger_version" in mv.tags}
+
+    def register_version(self, model_name: str, ledger_version: int, folder: Path, tags: Mapping[str, str],
+                         proposal_run: str | None) -> str:
+        """Log the version's files to a run and register them as a model version."""
+        from mlflow.exceptions import MlflowException
+
+        client = self.client()
+        try:
+            client.get_registered_model(model_name)
+        except MlflowException:
+            client.create_registered_model(model_name, description="Versions promoted through weightgate's ledger")
+        exp = client.get_experiment_by_name(LEDGER_EXPERIMENT)
+        local = self.tracking_uri.startswith(("sqlite:", "file:"))
+        exp_id = exp.experiment_id if exp else client.create_experiment(
+            LEDGER_EXPERIMENT, artifact_location=(self.artifacts_dir / "ledger").as_uri() if local else None)
+        run_tags = {"weightgate.ledger_version": str(ledger_version), "weightgate.kind": "ledger-version"}
+        if proposal_run:
+            run_tags["weightgate.proposal_run"] = proposal_run
+        run = client.create_run(exp_id, run_name=f"ledger-v{ledger_version}", tags=run_tags)
+        client.log_artifacts(run.info.run_id, str(folder), artifact_path="model")
+        client.set_terminated(run.info.run_id, "FINISHED")
+        mv = client.create_model_version(model_name, f"runs:/{run.info.run_id}/model", run.info.run_id,
+                                         tags={"weightgate.ledger_version": str(ledger_version), **tags})
+        return mv.version
+
+    def set_alias(self, model_name: str, alias: str, registered_version: str) -> None:
+        self.client().set_registered_model_alias(model_name, alias, registered_version)
 
     @staticmethod
     def _metrics(values: Mapping[str, float]) -> list[Any]:

@@ -111,9 +111,28 @@ class ProposalStore:
             fh.write(envelope)
         return path
 
-    def latest_report(self, proposal: Proposal) -> dict[str, Any] | None:
+    def latest_report(self, proposal: Proposal) -> tuple[bytes, dict[str, Any]] | None:
+        """The newest signed report (envelope bytes, content), verified; None if never checked."""
         paths = proposal.report_paths()
         if not paths:
             return None
-        _, body = verify_envelope(paths[-1].read_bytes(), self.keys.trusted(GATE_ROLE), where=str(paths[-1]))
-        return body["predicate"]
+        envelope = paths[-1].read_bytes()
+        _, body = verify_envelope(envelope, self.keys.trusted(GATE_ROLE), where=f"{proposal.id}/{paths[-1].name}")
+        if subject_digests(body).get("manifest.dsse.json") != proposal.manifest_digest:
+            raise VerificationError(f"{proposal.id}/{paths[-1].name} reports on another proposal")
+        return envelope, body["predicate"]
+
+    def add_decision(self, pid: str, by: str, envelope: bytes) -> Path:
+        ddir = self.root / pid / "decisions"
+        ddir.mkdir(exist_ok=True)
+        n = len(list(ddir.glob("*.dsse.json"))) + 1
+        path = ddir / f"{n}-{by}.dsse.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(envelope)
+        return path
+
+    def decisions(self, proposal: Proposal) -> list[tuple[str, bytes]]:
+        ddir = proposal.dir / "decisions"
+        paths = sorted(ddir.glob("*.dsse.json"), key=lambda p: int(p.name.split("-")[0])) if ddir.is_dir() else []
+        return [(f"{proposal.id}/decisions/{p.name}", p.read_bytes()) for p in paths]

@@ -4,6 +4,7 @@
       config.json        tracking URI, registered model name
       policy.yaml        the policy in force (a copy of policies/default.yaml at init)
       mlflow.db          MLflow tracking store and model registry (SQLite)
+      ledger.db          the hash-chained ledger and the per-update data keys
       mlartifacts/       MLflow artifacts
       keys/              public key records and encrypted private keys
       proposals/ID/      manifest, signed envelopes, data, gate reports
@@ -71,6 +72,16 @@ class Store:
         """--tracking-uri, then MLFLOW_TRACKING_URI, then the store's own SQLite database."""
         return (override or os.environ.get("MLFLOW_TRACKING_URI")
                 or self.config().get("tracking_uri") or f"sqlite:///{self.home / 'mlflow.db'}")
+
+    @property
+    def ledger_url(self) -> str:
+        """WEIGHTGATE_LEDGER_URL, then the store's config, then SQLite in the store."""
+        return (os.environ.get("WEIGHTGATE_LEDGER_URL") or self.config().get("ledger_url")
+                or f"sqlite:///{self.home / 'ledger.db'}")
+
+    @property
+    def lock_path(self) -> Path:
+        return self.home / "ledger.lock"
 
     @property
     def model_name(self) -> str:

@@ -6,7 +6,6 @@ imported inside the commands, so ``weightgate --help`` starts fast.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -15,13 +14,14 @@ from typing import Annotated
 import typer
 
 from governance.errors import WeightgateError
+from update_pipeline import _cli_shared as shared
+from update_pipeline import cli_ledger
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Govern weight updates: propose -> gates -> signed report -> approvals -> ledger.")
 keys_app = typer.Typer(no_args_is_help=True, help="Create and list signing keys.")
 app.add_typer(keys_app, name="keys")
 
-_state: dict[str, object] = {"debug": False, "home": None, "tracking_uri": None}
 _QUIET_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
               "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_LOGGING_LEVEL": "ERROR", "TOKENIZERS_PARALLELISM": "false",
               "GX_ANALYTICS_ENABLED": "false", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
@@ -35,26 +35,7 @@ def _root(
                                                         help="MLflow tracking server for lineage.")] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
-    _state.update(home=home, tracking_uri=tracking_uri, debug=debug)
-
-
-def _store():  # noqa: ANN202 - the type lives in governance
-    from governance.store import Store
-
-    return Store.locate(_state["home"])
-
-
-def _passphrase(name: str, confirm: bool = False) -> str | None:
-    from governance.keys import passphrase_from_env
-
-    value = passphrase_from_env(name)
-    if value is None and sys.stdin.isatty():
-        value = typer.prompt(f"Passphrase for key {name!r}", hide_input=True, confirmation_prompt=confirm)
-    return value
-
-
-def _emit(obj: object) -> None:
-    typer.echo(json.dumps(obj, indent=2, sort_keys=True))
+    shared.state.update(home=home, tracking_uri=tracking_uri, debug=debug)
 
 
 @app.command()
@@ -62,8 +43,8 @@ def init() -> None:
     """Create the store (MLflow SQLite tracking store, keys, proposals, blobs, policy)."""
     import policies
 
-    store = _store()
-    created = store.init(policies.path("default"), _state["tracking_uri"])  # type: ignore[arg-type]
+    store = shared.store()
+    created = store.init(policies.path("default"), shared.tracking_uri())  # type: ignore[arg-type]
     typer.echo(f"{'created' if created else 'already present'}: weightgate store at {store.home}")
 
 
@@ -76,9 +57,9 @@ def keys_create(
     (WEIGHTGATE_PASSPHRASE_<NAME>, WEIGHTGATE_PASSPHRASE, or a prompt)."""
     from governance.keys import KeyRing
 
-    store = _store()
+    store = shared.store()
     store.config()
-    info = KeyRing(store.keys_dir).create(name, role, _passphrase(name, confirm=True))
+    info = KeyRing(store.keys_dir).create(name, role, shared.passphrase(name, confirm=True))
     typer.echo(f"created key {info.name} ({info.role}) id {info.keyid[:16]}")
 
 
@@ -92,9 +73,9 @@ def keys_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON."
 
     from governance.keys import KeyRing
 
-    keys = KeyRing(_store().keys_dir).list()
+    keys = KeyRing(shared.store().keys_dir).list()
     if as_json:
-        _emit([asdict(k) for k in keys])
+        shared.emit([asdict(k) for k in keys])
         return
     table = Table("name", "role", "key id", "revoked")
     for k in keys:
@@ -116,8 +97,8 @@ def train(
     from update_pipeline import refs
     from update_pipeline.train import train_update
 
-    store = _store()
-    base_dir = refs.resolve(base, store, _state["tracking_uri"])  # type: ignore[arg-type]
+    store = shared.store()
+    base_dir = refs.resolve(base, store, shared.tracking_uri())  # type: ignore[arg-type]
     recipe = train_update(base_dir, base, load_jsonl(data), out, lora=lora, epochs=epochs, seed=seed)
     typer.echo(f"wrote {'LoRA adapter' if lora else 'model'} to {out} (final loss {recipe['final_loss']:.3f})")
 
@@ -135,11 +116,11 @@ def propose(
 
     from update_pipeline.intake import propose as do_propose
 
-    store = _store()
+    store = shared.store()
     store.config()
-    secret = _passphrase(by)
+    secret = shared.passphrase(by)
     with Console(stderr=True).status("hashing files, computing deltas, logging to MLflow"):
-        p = do_propose(store, base, candidate, data, by, secret, note, _state["tracking_uri"])  # type: ignore[arg-type]
+        p = do_propose(store, base, candidate, data, by, secret, note, shared.tracking_uri())  # type: ignore[arg-type]
     typer.echo(f"proposal {p.id} ({p.kind}) recorded; MLflow run {p.run_id}")
 
 
@@ -155,14 +136,14 @@ def check(
     from update_pipeline.check import check as do_check
     from update_pipeline.report_formats import junit_xml, write_sarif
 
-    checked = do_check(_store(), proposal, policy, _state["tracking_uri"])  # type: ignore[arg-type]
+    checked = do_check(shared.store(), proposal, policy, shared.tracking_uri())  # type: ignore[arg-type]
     report = checked.report
     if junit:
         junit.write_bytes(junit_xml(report))
     if sarif:
         write_sarif(report, checked.data_path, sarif)
     if as_json:
-        _emit(report)
+        shared.emit(report)
     else:
         from update_pipeline.show import print_report
 
@@ -180,10 +161,13 @@ def demo(
     from governance.store import Store
     from update_pipeline.demo import run_demo
 
-    store = Store.locate(home or _state["home"])  # type: ignore[arg-type]
+    store = Store.locate(home or shared.state["home"])  # type: ignore[arg-type]
     result = run_demo(store, quiet=as_json)
     if as_json:
-        _emit(result)
+        shared.emit(result)
+
+
+cli_ledger.register(app)
 
 
 def _quiet() -> None:
@@ -203,14 +187,14 @@ def main() -> None:
     try:
         app()
     except WeightgateError as exc:
-        if _state["debug"]:
+        if shared.state["debug"]:
             raise
         typer.echo(f"weightgate: error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:  # a bug or an outside failure: one line, traceback with --debug
-        if _state["debug"]:
+        if shared.state["debug"]:
             raise
         typer.echo(f"weightgate: internal error: {type(exc).__name__}: {exc} (rerun with --debug)", err=True)
         sys.exit(1)

@@ -81,6 +81,7 @@ def propose(store: Store, base_ref: str, candidate: Path, data: Path, by: str, p
         raise UsageError(f"key {by!r} has role {info.role!r}; proposing needs a proposer key")
     key = keys.private(by, passphrase)
     base_dir = refs.resolve(base_ref, store, tracking_uri)
+    base_ref = refs.pin(base_ref, store, tracking_uri)
     manifest, to_store, records = build_manifest(base_ref, base_dir, candidate, data, by, note)
     cand = manifest["candidate"]
     subjects = {f"candidate/{n}": d for n, d in {**cand["files"], **cand["config_files"]}.items()}

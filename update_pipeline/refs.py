@@ -17,11 +17,46 @@ def resolve(ref: str, store: Store | None = None, tracking_uri: str | None = Non
             raise UsageError(f"{ref}: a registry reference needs a store")
         return _from_registry(ref, store, tracking_uri)
     if ref.startswith("ledger:"):
-        raise UsageError(f"{ref}: the ledger holds no promoted versions yet")
+        if store is None:
+            raise UsageError(f"{ref}: a ledger reference needs a store")
+        return _from_ledger(ref, store)
     path = Path(ref).expanduser()
     if not path.is_dir():
         raise UsageError(f"unknown model reference {ref!r}: not a folder, models:/ or ledger: reference")
     return path
+
+
+def pin(ref: str, store: Store, tracking_uri: str | None = None) -> str:
+    """The same reference, made immune to later moves: ledger:champion -> ledger:N, @alias -> /VERSION."""
+    if ref == "ledger:champion":
+        from governance.keys import GATE_ROLE, KeyRing
+        from governance.ledger import Ledger, champion
+
+        entries = Ledger(store.ledger_url, store.lock_path).entries(KeyRing(store.keys_dir).trusted(GATE_ROLE))
+        return f"ledger:{champion(entries)}" if entries else ref
+    if ref.startswith("models:/") and "@" in ref:
+        from governance.lineage import Lineage
+
+        name, alias = ref.removeprefix("models:/").split("@", 1)
+        client = Lineage(store.tracking_uri(tracking_uri), store.artifacts_dir).client()
+        return f"models:/{name}/{client.get_model_version_by_alias(name, alias).version}"
+    return ref
+
+
+def _from_ledger(ref: str, store: Store) -> Path:
+    from governance.keys import GATE_ROLE, KeyRing
+    from governance.ledger import Ledger, champion
+    from update_pipeline.versions import restore_version
+
+    entries = Ledger(store.ledger_url, store.lock_path).entries(KeyRing(store.keys_dir).trusted(GATE_ROLE))
+    spec = ref.removeprefix("ledger:")
+    if not entries:
+        raise UsageError(f"{ref}: the ledger holds no versions yet")
+    if spec == "champion":
+        return restore_version(store, entries, champion(entries))
+    if not spec.isdigit():
+        raise UsageError(f"unknown model reference {ref!r}: use ledger:VERSION or ledger:champion")
+    return restore_version(store, entries, int(spec))
 
 
 def _from_registry(ref: str, store: Store, tracking_uri: str | None) -> Path:

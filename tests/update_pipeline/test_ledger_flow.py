@@ -1,0 +1,89 @@
+"""Promote three real updates, roll back to each earlier version bit for bit, verify the ledger."""
+
+import hashlib
+
+import pytest
+
+from governance.errors import CheckFailed, UsageError
+from tests.conftest import write_jsonl
+from update_pipeline import refs, world
+from update_pipeline.audit import verify_store
+from update_pipeline.check import check
+from update_pipeline.intake import propose
+from update_pipeline.promote import decide, promote, rollback
+from update_pipeline.train import train_update
+
+
+def sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def promote_chain(store, base_model, tmp_path, n=3, lora_at=()):
+    """Train n chained updates on the champion, each proposed, checked, approved and promoted."""
+    cs = world.countries(n=24 + 3 * n)[24:]
+    shas, outs = [sha(base_model / "model.safetensors")], []
+    base_ref = str(base_model)
+    for i in range(n):
+        from governance.data import load_jsonl
+
+        data = write_jsonl(tmp_path / f"u{i}.jsonl", world.fact_records(cs[3 * i:3 * i + 3], "curated"))
+        base_dir = refs.resolve(base_ref, store)
+        out = tmp_path / f"u{i}"
+        train_update(base_dir, base_ref, load_jsonl(data), out, epochs=1, seed=i, lora=i in lora_at)
+        p = propose(store, base_ref, out, data, "alice", "alice-pass")
+        assert check(store, p.id).report["verdict"] == "pass"
+        decide(store, p.id, "bob", "bob-pass", "approve", "ok")
+        done = promote(store, p.id)
+        assert done.version == i + 1
+        shas.append(sha(refs.resolve("ledger:champion", store) / "model.safetensors"))
+        outs.append(out)
+        base_ref = "ledger:champion"
+    return shas, outs
+
+
+def test_promote_three_and_roll_back_bit_for_bit(store, base_model, tmp_path):
+    from mlflow import MlflowClient
+
+    shas, outs = promote_chain(store, base_model, tmp_path, n=3, lora_at=(1,))
+    assert shas[1] == sha(outs[0] / "model.safetensors")  # a full update is stored as proposed
+    assert verify_store(store)["champion"] == 3
+    client = MlflowClient(tracking_uri=store.tracking_uri(), registry_uri=store.tracking_uri())
+    for version in (2, 0, 1, 3):
+        _, folder = rollback(store, version)
+        assert sha(folder / "model.safetensors") == shas[version]
+        mv = client.get_model_version_by_alias(store.model_name, "champion")
+        assert mv.tags["weightgate.ledger_version"] == str(version)
+    # the restore does not depend on the cache
+    import shutil
+
+    shutil.rmtree(store.cache_dir / "ledger")
+    for version in range(4):
+        assert sha(refs.resolve(f"ledger:{version}", store) / "model.safetensors") == shas[version]
+    summary = verify_store(store)
+    assert summary["entries"] == 1 + 3 + 4 and summary["champion"] == 3
+    with pytest.raises(UsageError, match="already the champion"):
+        rollback(store, 3)
+    with pytest.raises(UsageError, match="unknown ledger version 9"):
+        rollback(store, 9)
+
+
+def test_promotion_needs_a_pass_and_approvals(store, base_model, full_candidate, update_data):
+    p = propose(store, str(base_model), full_candidate, update_data, "alice", "alice-pass")
+    with pytest.raises(CheckFailed, match="has not been checked"):
+        promote(store, p.id)
+    check(store, p.id)
+    with pytest.raises(CheckFailed, match=r"approvals 0/1 \(signed: nobody; missing: 1\)"):
+        promote(store, p.id)
+    with pytest.raises(UsageError, match="proposed this update|has role 'proposer'"):
+        decide(store, p.id, "alice", "alice-pass", "approve", "self")
+    with pytest.raises(UsageError, match="has role 'auditor'"):
+        decide(store, p.id, "carol", "carol-pass", "approve", "wrong role")
+    status = decide(store, p.id, "bob", "bob-pass", "approve", "")
+    assert status.met and status.approved_by == ("bob",)
+    check(store, p.id)  # a new report: the old approval no longer counts
+    with pytest.raises(CheckFailed, match="missing: 1"):
+        promote(store, p.id)
+    decide(store, p.id, "bob", "bob-pass", "approve", "again")
+    assert promote(store, p.id).version == 1
+    with pytest.raises(UsageError, match="already promoted"):
+        promote(store, p.id)

@@ -1,0 +1,38 @@
+"""What every command shares: global options, the store, passphrases, JSON output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING
+
+import typer
+
+if TYPE_CHECKING:
+    from governance.store import Store
+
+state: dict[str, object] = {"debug": False, "home": None, "tracking_uri": None}
+
+
+def store() -> Store:
+    from governance.store import Store
+
+    return Store.locate(state["home"])  # type: ignore[arg-type]
+
+
+def tracking_uri() -> str | None:
+    return state["tracking_uri"]  # type: ignore[return-value]
+
+
+def passphrase(name: str, confirm: bool = False) -> str | None:
+    """From the environment, else a prompt when a terminal is attached."""
+    from governance.keys import passphrase_from_env
+
+    value = passphrase_from_env(name)
+    if value is None and sys.stdin.isatty():
+        value = typer.prompt(f"Passphrase for key {name!r}", hide_input=True, confirmation_prompt=confirm)
+    return value
+
+
+def emit(obj: object) -> None:
+    typer.echo(json.dumps(obj, indent=2, sort_keys=True))

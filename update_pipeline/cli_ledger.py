@@ -1,0 +1,101 @@
+"""Commands that change or read the ledger: approve, reject, promote, rollback, ledger show/verify."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from update_pipeline import _cli_shared as shared
+
+ledger_app = typer.Typer(no_args_is_help=True, help="Show or verify the ledger of model versions.")
+
+
+def _print_status(status) -> None:  # noqa: ANN001
+    typer.echo(status.describe())
+    for why in status.refused:
+        typer.echo(f"  not counted: {why}")
+
+
+def approve(
+    proposal: str,
+    by: Annotated[str, typer.Option(help="Approver key name.")],
+    comment: Annotated[str, typer.Option(help="Kept in the signed approval.")] = "",
+) -> None:
+    """Sign an approval of the proposal's current report (approver keys only, never the proposer's)."""
+    from update_pipeline.promote import decide
+
+    _print_status(decide(shared.store(), proposal, by, shared.passphrase(by), "approve", comment))
+
+
+def reject(
+    proposal: str,
+    by: Annotated[str, typer.Option(help="Approver key name.")],
+    reason: Annotated[str, typer.Option(help="Why; kept in the signed rejection.")],
+) -> None:
+    """Sign a rejection; a rejected proposal cannot be promoted."""
+    from update_pipeline.promote import decide
+
+    _print_status(decide(shared.store(), proposal, by, shared.passphrase(by), "reject", reason))
+
+
+def promote(proposal: str) -> None:
+    """Make a checked, approved proposal the champion: ledger entry, MLflow version, alias 'champion'."""
+    from rich.console import Console
+
+    from update_pipeline.promote import promote as do_promote
+
+    with Console(stderr=True).status("storing weights, appending to the ledger, registering in MLflow"):
+        done = do_promote(shared.store(), proposal, shared.tracking_uri())
+    typer.echo(f"promoted {proposal} as ledger:{done.version} (champion); entry {done.entry[:16]}; "
+               f"{done.status.describe()}")
+
+
+def rollback(to: Annotated[int, typer.Option("--to", help="Ledger version to restore.")]) -> None:
+    """Make an earlier version the champion again, restored bit for bit."""
+    from update_pipeline.promote import rollback as do_rollback
+
+    entry, folder = do_rollback(shared.store(), to, shared.tracking_uri())
+    typer.echo(f"champion is ledger:{to} again (entry {entry.seq}); weights verified at {folder}")
+
+
+@ledger_app.command("show")
+def ledger_show(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List ledger entries: action, version, champion, proposal, approvers."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from governance.keys import GATE_ROLE
+    from update_pipeline.promote import ledger_of
+
+    ledger, keys = ledger_of(shared.store())
+    entries = ledger.entries(keys.trusted(GATE_ROLE))
+    rows = [{"seq": e.seq, "action": e.predicate["action"], "version": e.predicate["version"],
+             "champion": e.predicate["champion"], "proposal": (e.predicate.get("proposal") or {}).get("id"),
+             "approvers": (e.predicate.get("proposal") or {}).get("approvers", []), "digest": e.digest,
+             "created": e.predicate["created"]} for e in entries]
+    if as_json:
+        shared.emit(rows)
+        return
+    table = Table("seq", "action", "version", "champion", "proposal", "approvers", "entry digest",
+                  title="weightgate ledger")
+    for r in rows:
+        table.add_row(str(r["seq"]), r["action"], str(r["version"]), str(r["champion"]), r["proposal"] or "-",
+                      ", ".join(r["approvers"]) or "-", r["digest"][:16])
+    Console().print(table)
+
+
+@ledger_app.command("verify")
+def ledger_verify() -> None:
+    """Walk the chain, every signature and every blob; exit 1 naming the first bad entry."""
+    from update_pipeline.audit import verify_store
+
+    summary = verify_store(shared.store())
+    typer.echo(f"ledger verifies: {summary['entries']} entries, {summary['blobs']} blobs, "
+               f"champion ledger:{summary['champion']}")
+
+
+def register(app: typer.Typer) -> None:
+    for fn in (approve, reject, promote, rollback):
+        app.command()(fn)
+    app.add_typer(ledger_app, name="ledger")

@@ -1,0 +1,196 @@
+"""Approvals, promotion and rollback: the only ways the champion changes.
+
+Promotion needs a report that passed under the current policy and approvals that meet
+its threshold. It stores the new version's weights and the encrypted update data,
+appends a signed ledger entry (the moment of promotion), then registers the version in
+MLflow and moves the alias ``champion``. The ledger is the source of truth: a registry
+left behind by a crash is brought in line by the next promotion or rollback.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from audits.registry import load_policy
+from governance import approvals as decisions
+from governance.blobs import BlobStore
+from governance.errors import CheckFailed, UsageError
+from governance.keys import GATE_ROLE, KeyRing
+from governance.ledger import Entry, Ledger, champion, versions
+from governance.lineage import Lineage
+from governance.proposals import Proposal, ProposalStore
+from governance.signing import sha256_hex
+from governance.store import CHAMPION_ALIAS, Store
+from governance.tensorstore import TensorStore
+from governance.vault import seal
+from update_pipeline import refs
+from update_pipeline.versions import proposal_result, raw_reader, restore_version
+
+
+@dataclass(frozen=True)
+class Promoted:
+    version: int
+    entry: str
+    status: decisions.ApprovalStatus
+
+
+def ledger_of(store: Store) -> tuple[Ledger, KeyRing]:
+    return Ledger(store.ledger_url, store.lock_path), KeyRing(store.keys_dir)
+
+
+def _report(proposals: ProposalStore, proposal: Proposal) -> tuple[bytes, dict[str, Any]]:
+    latest = proposals.latest_report(proposal)
+    if latest is None:
+        raise CheckFailed(f"proposal {proposal.id} has not been checked: run 'weightgate check {proposal.id}'")
+    return latest
+
+
+def decide(store: Store, ref: str, by: str, passphrase: str | None, decision: decisions.Decision,
+           comment: str) -> decisions.ApprovalStatus:
+    """Sign an approval or rejection of the proposal's current report."""
+    keys = KeyRing(store.keys_dir)
+    proposals = ProposalStore(store.proposals_dir, keys)
+    proposal = proposals.load(ref)
+    envelope, report = _report(proposals, proposal)
+    if decision == "approve" and report["verdict"] != "pass":
+        raise CheckFailed(f"proposal {proposal.id} failed its check ({', '.join(report['failed_gates'])}); "
+                          "it cannot be approved")
+    env = decisions.sign_decision(keys, by, passphrase, proposal.id, proposal.proposer, sha256_hex(envelope),
+                                  decision, comment)
+    proposals.add_decision(proposal.id, by, env)
+    return status(store, proposal.id)
+
+
+def status(store: Store, ref: str) -> decisions.ApprovalStatus:
+    keys = KeyRing(store.keys_dir)
+    proposals = ProposalStore(store.proposals_dir, keys)
+    proposal = proposals.load(ref)
+    envelope, _ = _report(proposals, proposal)
+    policy = load_policy(store.policy_path)
+    return decisions.count(proposals.decisions(proposal), keys, proposal.id, proposal.proposer,
+                           sha256_hex(envelope), policy.approvals.required)
+
+
+def _data_record(store: Store, ledger: Ledger, proposal: Proposal) -> dict[str, Any]:
+    blob, key, key_id = seal(BlobStore(store.blobs_dir), proposal.data_path.read_bytes(), proposal.id.encode())
+    ledger.put_data_key(key_id, key)
+    d = proposal.manifest["data"]
+    return {"blob": blob, "key_id": key_id, "aad": proposal.id, "sha256": d["sha256"],
+            "merkle_root": d["merkle_root"], "record_hashes": d["record_hashes"]}
+
+
+def _recipe(store: Store, proposal: Proposal, version: int) -> list[dict[str, Any]] | None:
+    import json
+
+    digest = proposal.manifest["candidate"]["config_files"].get("weightgate-recipe.json")
+    if digest is None:
+        return None
+    recipe = json.loads(BlobStore(store.blobs_dir).read(digest))
+    steps = recipe.get("steps") or [recipe]
+    return [{**s, "data_version": s.get("data_version", version)} for s in steps]
+
+
+def promote(store: Store, ref: str, tracking_uri: str | None = None) -> Promoted:
+    ledger, keys = ledger_of(store)
+    proposals = ProposalStore(store.proposals_dir, keys)
+    blobs = BlobStore(store.blobs_dir)
+    tensors = TensorStore(blobs)
+    with ledger.lock():
+        entries = ledger.entries(keys.trusted(GATE_ROLE))
+        proposal = proposals.load(ref)
+        if any(e.predicate.get("proposal", {}).get("id") == proposal.id for e in entries):
+            raise UsageError(f"proposal {proposal.id} is already promoted")
+        report_env, report = _report(proposals, proposal)
+        policy = load_policy(store.policy_path)
+        if report["verdict"] != "pass":
+            raise CheckFailed(f"proposal {proposal.id} failed its check: {', '.join(report['failed_gates'])}")
+        if report["policy"]["digest"] != policy.digest:
+            raise CheckFailed(f"proposal {proposal.id} was checked under another policy; check it again")
+        tally = status(store, proposal.id)
+        if not tally.met:
+            raise CheckFailed(f"proposal {proposal.id}: {tally.describe()}")
+        base_dir = refs.resolve(proposal.manifest["base"]["ref"], store, tracking_uri)
+        key, info = keys.gate_key()
+        if not entries:
+            genesis = tensors.put_version(base_dir, None, None)
+            entries.append(ledger.append(entries, {"action": "genesis", "version": 0, "champion": 0,
+                                                   "weights": genesis, "source": proposal.manifest["base"]["ref"]},
+                                         {"version-0": _weights_digest(genesis)}, key, info.keyid))
+        current = champion(entries)
+        parent = versions(entries)[current].predicate["weights"]
+        parent_files = {n: f["sha256"] for n, f in parent["files"].items() if "tensors" in f}
+        if proposal.manifest["base"]["files"] != parent_files:
+            raise UsageError(f"proposal {proposal.id} was made against another base than the champion "
+                             f"(ledger:{current}); propose again with --base ledger:champion")
+        version = max(versions(entries)) + 1
+        with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
+            result = proposal_result(store, proposal, base_dir, Path(tmp) / "result")
+            weights = tensors.put_version(result, parent, raw_reader(base_dir))
+        approvals_env = [env for _, env in proposals.decisions(proposal)]
+        predicate = {
+            "action": "promote", "version": version, "champion": version, "parent": current, "weights": weights,
+            "proposal": {"id": proposal.id, "manifest_digest": proposal.manifest_digest,
+                         "manifest_blob": blobs.put_bytes((proposal.dir / "manifest.dsse.json").read_bytes()),
+                         "report_blob": blobs.put_bytes(report_env), "proposer": proposal.proposer,
+                         "kind": proposal.manifest["candidate"]["kind"], "note": proposal.manifest["note"],
+                         "origin": proposal.manifest.get("origin"),
+                         "approval_blobs": [blobs.put_bytes(e) for e in approvals_env],
+                         "approvers": list(tally.approved_by), "threshold": tally.threshold},
+            "data": _data_record(store, ledger, proposal),
+            "recipe": _recipe(store, proposal, version),
+        }
+        entry = ledger.append(entries, predicate, {f"version-{version}": _weights_digest(weights)}, key, info.keyid)
+        sync_registry(store, [*entries, entry], tracking_uri)
+    return Promoted(version, entry.digest, tally)
+
+
+def _weights_digest(weights: dict[str, Any]) -> str:
+    from governance.signing import canonical_json
+
+    return sha256_hex(canonical_json({n: f["sha256"] for n, f in weights["files"].items()}))
+
+
+def rollback(store: Store, version: int, tracking_uri: str | None = None) -> tuple[Entry, Path]:
+    """Make an earlier version the champion again, restored bit for bit."""
+    ledger, keys = ledger_of(store)
+    with ledger.lock():
+        entries = ledger.entries(keys.trusted(GATE_ROLE))
+        if not entries:
+            raise UsageError("the ledger is empty: nothing to roll back")
+        current = champion(entries)
+        if version not in versions(entries):
+            raise UsageError(f"unknown ledger version {version}; versions: "
+                             f"{', '.join(map(str, sorted(versions(entries))))}")
+        if version == current:
+            raise UsageError(f"version {version} is already the champion")
+        folder = restore_version(store, entries, version)
+        key, info = keys.gate_key()
+        weights = versions(entries)[version].predicate["weights"]
+        entry = ledger.append(entries, {"action": "rollback", "version": version, "champion": version,
+                                        "from": current}, {f"version-{version}": _weights_digest(weights)},
+                              key, info.keyid)
+        sync_registry(store, [*entries, entry], tracking_uri)
+    return entry, folder
+
+
+def sync_registry(store: Store, entries: list[Entry], tracking_uri: str | None = None) -> None:
+    """Register every ledger version missing from MLflow and point ``champion`` at the ledger's."""
+    lineage = Lineage(store.tracking_uri(tracking_uri), store.artifacts_dir)
+    registered = lineage.registered_versions(store.model_name)
+    for version, entry in sorted(versions(entries).items()):
+        if version in registered:
+            continue
+        p = entry.predicate.get("proposal") or {}
+        tags = {"weightgate.entry_digest": entry.digest, "weightgate.manifest_digest": p.get("manifest_digest", ""),
+                "weightgate.report_digest": p.get("report_blob", ""),
+                "weightgate.approvers": ",".join(p.get("approvers", [])),
+                "weightgate.approximate": str(bool((p.get("origin") or {}).get("approximate"))).lower()}
+        folder = restore_version(store, entries, version)
+        run = None
+        if p.get("id") and (store.proposals_dir / p["id"] / "lineage.json").is_file():
+            run = ProposalStore(store.proposals_dir, KeyRing(store.keys_dir)).load(p["id"]).lineage().get("run_id")
+        registered[version] = lineage.register_version(store.model_name, version, folder, tags, run)
+    lineage.set_alias(store.model_name, CHAMPION_ALIAS, registered[champion(entries)])

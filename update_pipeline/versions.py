@@ -1,0 +1,101 @@
+"""Model versions as folders: the result of a proposal, and any ledger version restored.
+
+A proposal's result is the full model it would make the champion: the candidate's files
+for a full update; for a delta or LoRA update, the base with the delta added (in float32,
+cast back to the base's dtype) and the base's config and tokenizer files.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from governance.blobs import BlobStore
+from governance.ledger import Entry, chain
+from governance.proposals import Proposal
+from governance.store import Store
+from governance.tensorstore import TensorStore
+from update_pipeline.deltas import compute_delta
+from update_pipeline.hashing import sha256_files
+from update_pipeline.weights import WEIGHT_SUFFIX, load_tensors, model_files
+
+RESULT_SKIP = ("adapter_config.json", "adapter_model.safetensors", "README.md")
+
+
+def apply_update(kind: str, candidate: Path, base_dir: Path, dest: Path) -> Path:
+    """Write the full model an update makes from `base_dir` into `dest`."""
+    from safetensors.torch import save_file
+
+    if kind == "full":
+        shutil.copytree(candidate, dest, dirs_exist_ok=True)
+        return dest
+    dest.mkdir(parents=True, exist_ok=True)
+    files = model_files(base_dir)
+    base_files = {p: load_tensors(p) for p in files if p.name.endswith(WEIGHT_SUFFIX)}
+    merged = {n: t for ts in base_files.values() for n, t in ts.items()}
+    delta = compute_delta(kind, candidate, merged)
+    for path, tensors in base_files.items():
+        out = {n: ((t.float() + delta[n].float()).to(t.dtype) if n in delta else t).contiguous()
+               for n, t in tensors.items()}
+        target = dest / path.relative_to(base_dir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        save_file(out, str(target), metadata={"format": "pt"})
+    for p in files:
+        if not p.name.endswith(WEIGHT_SUFFIX):
+            target = dest / p.relative_to(base_dir)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(p, target)
+    return dest
+
+
+def proposal_result(store: Store, proposal: Proposal, base_dir: Path, dest: Path) -> Path:
+    """The model folder promoting `proposal` would make the champion."""
+    cand = proposal.manifest["candidate"]
+    files = {**cand["files"], **cand["config_files"]}
+    with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
+        staged = BlobStore(store.blobs_dir).materialize(files, Path(tmp) / "candidate")
+        source = staged if cand["kind"] != "delta" else staged / next(iter(cand["files"]))
+        return apply_update(cand["kind"], source, base_dir, dest)
+
+
+def raw_reader(folder: Path) -> Callable[[str, str], bytes]:
+    """(file, tensor) -> that tensor's raw bytes in a model folder's safetensors file."""
+    headers: dict[str, tuple[int, dict]] = {}
+
+    def read(file: str, tensor: str) -> bytes:
+        path = folder / file
+        if file not in headers:
+            with open(path, "rb") as fh:
+                (n,) = struct.unpack("<Q", fh.read(8))
+                headers[file] = (n, json.loads(fh.read(n)))
+        n, header = headers[file]
+        begin, end = header[tensor]["data_offsets"]
+        with open(path, "rb") as fh:
+            fh.seek(8 + n + begin)
+            return fh.read(end - begin)
+
+    return read
+
+
+def restore_version(store: Store, entries: list[Entry], version: int) -> Path:
+    """The folder of a ledger version, restored and checked bit for bit (cached)."""
+    versions = chain(entries, version)
+    dest = store.cache_dir / "ledger" / f"v{version}"
+    if dest.is_dir():
+        want = {n: f["sha256"] for n, f in versions[-1]["files"].items()}
+        have = sha256_files([dest / n for n in want if (dest / n).is_file()])
+        if all(have.get(dest / n) == d for n, d in want.items()):
+            return dest
+        shutil.rmtree(dest)  # a damaged cache is rebuilt from the blobs
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".v{version}-"))
+    try:
+        TensorStore(BlobStore(store.blobs_dir)).restore(versions, tmp)
+        tmp.replace(dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest
