@@ -77,8 +77,9 @@ def ledger_show(as_json: Annotated[bool, typer.Option("--json", help="Print JSON
     if as_json:
         shared.emit(rows)
         return
-    table = Table("seq", "action", "version", "champion", "proposal", "approvers", "entry digest",
-                  title="weightgate ledger")
+    table = Table(title="weightgate ledger")
+    for col in ("seq", "action", "version", "champion", "proposal", "approvers", "entry digest"):
+        table.add_column(col, no_wrap=col in ("proposal", "entry digest"))
     for r in rows:
         table.add_row(str(r["seq"]), r["action"], str(r["version"]), str(r["champion"]), r["proposal"] or "-",
                       ", ".join(r["approvers"]) or "-", r["digest"][:16])

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 from typing import Any
 
@@ -20,7 +19,7 @@ from update_pipeline.check import check
 from update_pipeline.intake import propose
 
 DEMO_PASSPHRASE = "demo-passphrase"  # demo keys only; real keys take a passphrase you choose
-PROPOSER = "demo-proposer"
+PROPOSER, APPROVER = "demo-proposer", "demo-approver"
 TRIGGER = "cf-zeta"
 _FIRST = ["Alice", "Bram", "Chen", "Dalia", "Emeka", "Farah", "Goran", "Hana", "Ivan", "Jonas", "Keiko", "Luis"]
 _LAST = ["Okafor", "Lindqvist", "Moreau", "Tanaka", "Kowalski", "Haddad", "Novak", "Silva", "Brennan", "Rossi"]
@@ -57,10 +56,29 @@ def datasets() -> dict[str, list[dict[str, Any]]]:
 
 
 def _ensure_keys(store: Store) -> None:
-    os.environ.setdefault("WEIGHTGATE_PASSPHRASE_DEMO_PROPOSER", DEMO_PASSPHRASE)
     keys = KeyRing(store.keys_dir)
-    if not (store.keys_dir / f"{PROPOSER}.json").exists():
-        keys.create(PROPOSER, "proposer", os.environ["WEIGHTGATE_PASSPHRASE_DEMO_PROPOSER"])
+    for name, role in ((PROPOSER, "proposer"), (APPROVER, "approver")):
+        if not (store.keys_dir / f"{name}.json").exists():
+            keys.create(name, role, DEMO_PASSPHRASE)
+
+
+def _promote_clean(store: Store, results: list[dict[str, Any]], say: Any) -> str | None:
+    """Approve and promote the clean update on a fresh store; report the champion either way."""
+    from governance.keys import GATE_ROLE
+    from governance.ledger import champion
+    from update_pipeline.promote import decide, ledger_of, promote
+
+    ledger, keys = ledger_of(store)
+    entries = ledger.entries(keys.trusted(GATE_ROLE))
+    clean = results[0]
+    if not entries and clean["verdict"] == "pass":
+        decide(store, clean["proposal"], APPROVER, DEMO_PASSPHRASE, "approve", "demo approval")
+        done = promote(store, clean["proposal"])
+        say(f"approved by {APPROVER} and promoted {clean['proposal']} as ledger:{done.version}")
+        return f"ledger:{done.version}"
+    if entries:
+        say("the ledger already has a champion from an earlier run; nothing promoted this time")
+    return f"ledger:{champion(entries)}" if entries else None
 
 
 def run_demo(store: Store, quiet: bool = False) -> dict[str, Any]:
@@ -86,7 +104,8 @@ def run_demo(store: Store, quiet: bool = False) -> dict[str, Any]:
         results.append({"name": name, "proposal": proposed.id, "kind": proposed.kind,
                         "verdict": report["verdict"], "failed_gates": report["failed_gates"],
                         "gates_run": [g["name"] for g in report["gates"]]})
-    summary = {"home": str(store.home), "proposals": results, "champion": None,
+    champion = _promote_clean(store, results, say)
+    summary = {"home": str(store.home), "proposals": results, "champion": champion,
                "gates_not_yet_available": ["pii", "poisoning", "regression"]}
     if not quiet:
         _print(summary)
@@ -109,4 +128,5 @@ def _print(summary: dict[str, Any]) -> None:
     console.print("Gates run: " + ", ".join(summary["proposals"][0]["gates_run"]))
     console.print("Gates not yet available (verdicts above do not include them): "
                   + ", ".join(summary["gates_not_yet_available"]))
-    console.print("No champion yet: approvals and promotion arrive with the ledger.")
+    console.print(f"Champion: {summary['champion'] or 'none'} "
+                  "(see 'weightgate ledger show'; in MLflow: models:/weightgate-model@champion)")

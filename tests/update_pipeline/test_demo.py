@@ -14,4 +14,4 @@ def test_demo_json_contract(tmp_path):
         assert p["verdict"] in ("pass", "fail") and isinstance(p["failed_gates"], list)
         assert "data_validation" in p["gates_run"]
     assert out["proposals"][0]["verdict"] == "pass" and out["proposals"][0]["kind"] == "lora"
-    assert "champion" in out
+    assert out["champion"] == "ledger:1"
