@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from governance.errors import UsageError, VerificationError
@@ -44,12 +43,12 @@ class ApprovalStatus:
 
 
 def _check_signer(info: KeyInfo, proposer: str) -> None:
+    if info.name == proposer:
+        raise UsageError(f"key {info.name!r} proposed this update and cannot approve it")
     if info.revoked:
         raise UsageError(f"key {info.name!r} is revoked")
     if info.role != "approver":
         raise UsageError(f"key {info.name!r} has role {info.role!r}; only approver keys may approve or reject")
-    if info.name == proposer:
-        raise UsageError(f"key {info.name!r} proposed this update and cannot approve it")
 
 
 def sign_decision(keys: KeyRing, by: str, passphrase: str | None, proposal_id: str, proposer: str,
@@ -78,7 +77,7 @@ def count(envelopes: list[tuple[str, bytes]], keys: KeyRing, proposal_id: str, p
             if subject_digests(body).get("report") != report_digest or pred.get("proposal") != proposal_id:
                 raise VerificationError("signed for another proposal or an earlier report")
         except (UsageError, VerificationError) as exc:
-            refused.append(f"{Path(where).name}: {exc}")
+            refused.append(str(exc) if where in str(exc) else f"{where}: {exc}")
             continue
         (approved if pred["decision"] == "approve" else rejected)[info.keyid] = info.name
     return ApprovalStatus(threshold, tuple(sorted(approved.values())), tuple(sorted(rejected.values())),

@@ -1,0 +1,170 @@
+"""Tampering anywhere in the ledger rows or the blobs makes verify fail, naming what is wrong;
+forged, replayed, self- and wrong-role approvals are refused."""
+
+import os
+import shutil
+import sqlite3
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from governance import approvals
+from governance.errors import VerificationError
+from governance.keys import KeyRing
+from governance.proposals import ProposalStore
+from governance.signing import sha256_hex, sign_envelope, statement
+from tests.update_pipeline.test_ledger_flow import promote_chain
+from update_pipeline.audit import verify_store
+from update_pipeline.check import check
+from update_pipeline.intake import propose
+from update_pipeline.promote import decide, status
+
+
+@pytest.fixture(scope="module")
+def promoted(tmp_path_factory, base_model):
+    """A store with two promoted versions, made once for the module and copied per test."""
+    import policies
+    from governance.store import Store
+
+    root = tmp_path_factory.mktemp("promoted")
+    mp = pytest.MonkeyPatch()
+    for name, secret in {"alice": "alice-pass", "bob": "bob-pass"}.items():
+        mp.setenv(f"WEIGHTGATE_PASSPHRASE_{name.upper()}", secret)
+    s = Store.locate(root / "home")
+    s.init(policies.path("default"))
+    KeyRing(s.keys_dir).create("alice", "proposer", "alice-pass")
+    KeyRing(s.keys_dir).create("bob", "approver", "bob-pass")
+    promote_chain(s, base_model, root, n=2)
+    mp.undo()
+    return s
+
+
+@pytest.fixture
+def copy(promoted, tmp_path):
+    from governance.store import Store
+
+    shutil.copytree(promoted.home, tmp_path / "home", symlinks=True)
+    return Store.locate(tmp_path / "home")
+
+
+def _rows(store):
+    with sqlite3.connect(store.home / "ledger.db") as db:
+        return db.execute("SELECT seq, digest, envelope FROM ledger_entries ORDER BY seq").fetchall()
+
+
+def _set(store, seq, column, value):
+    with sqlite3.connect(store.home / "ledger.db") as db:
+        db.execute(f"UPDATE ledger_entries SET {column} = ? WHERE seq = ?", (value, seq))
+
+
+def test_clean_store_verifies(copy):
+    assert verify_store(copy) == {"entries": 3, "blobs": verify_store(copy)["blobs"], "champion": 2}
+
+
+@pytest.mark.parametrize("seq", [1, 2, 3])
+def test_flipped_byte_in_any_envelope_position(copy, seq):
+    _, digest, envelope = _rows(copy)[seq - 1]
+    for pos in range(0, len(envelope), max(1, len(envelope) // 25)):
+        bad = bytearray(envelope)
+        bad[pos] ^= 0x01
+        _set(copy, seq, "envelope", bytes(bad))
+        with pytest.raises(VerificationError, match=f"ledger entry {seq}"):
+            verify_store(copy)
+    _set(copy, seq, "envelope", envelope)
+    verify_store(copy)
+
+
+@pytest.mark.parametrize("seq", [1, 2, 3])
+def test_flipped_digest_and_sequence(copy, seq):
+    _, digest, _ = _rows(copy)[seq - 1]
+    _set(copy, seq, "digest", ("0" if digest[0] != "0" else "1") + digest[1:])
+    with pytest.raises(VerificationError, match=f"ledger entry {seq}: stored digest"):
+        verify_store(copy)
+    _set(copy, seq, "digest", digest)
+    _set(copy, seq, "seq", seq + 100)
+    with pytest.raises(VerificationError, match="sequence number"):
+        verify_store(copy)
+
+
+def test_deleted_or_reordered_entries(copy):
+    rows = _rows(copy)
+    with sqlite3.connect(copy.home / "ledger.db") as db:
+        db.execute("DELETE FROM ledger_entries WHERE seq = 2")
+        db.execute("UPDATE ledger_entries SET seq = 2 WHERE seq = 3")
+    with pytest.raises(VerificationError, match="ledger entry 2: chain broken"):
+        verify_store(copy)
+    assert len(rows) == 3
+
+
+def test_flipped_byte_in_every_kind_of_blob(copy):
+    blobs = sorted(p for p in copy.blobs_dir.rglob("*") if p.is_file())
+    assert len(blobs) > 10
+    for p in blobs[:: max(1, len(blobs) // 12)]:
+        raw = p.read_bytes()
+        os.chmod(p, 0o644)
+        p.write_bytes(bytes([raw[0] ^ 1]) + raw[1:])
+        with pytest.raises(VerificationError, match=rf"ledger entry \d+ .*blob {p.name[:12]} is corrupt"):
+            verify_store(copy)
+        p.write_bytes(raw)
+    verify_store(copy)
+
+
+def test_missing_blob(copy):
+    victim = next(p for p in copy.blobs_dir.rglob("*") if p.is_file())
+    victim.unlink()
+    with pytest.raises(VerificationError, match="is missing"):
+        verify_store(copy)
+
+
+@pytest.fixture
+def checked(store, base_model, full_candidate, update_data):
+    a = propose(store, str(base_model), full_candidate, update_data, "alice", "alice-pass", note="a")
+    b = propose(store, str(base_model), full_candidate, update_data, "alice", "alice-pass", note="b")
+    check(store, a.id)
+    check(store, b.id)
+    return a.id, b.id
+
+
+def test_replayed_approval_is_refused(store, checked):
+    a, b = checked
+    decide(store, a, "bob", "bob-pass", "approve", "for a")
+    proposals = ProposalStore(store.proposals_dir, KeyRing(store.keys_dir))
+    (_, env), = proposals.decisions(proposals.load(a))
+    proposals.add_decision(b, "bob", env)  # replay a's approval onto b
+    st = status(store, b)
+    assert st.approved_by == () and st.missing == 1
+    assert "another proposal or an earlier report" in st.refused[0]
+
+
+def test_forged_and_self_approvals_are_refused(store, checked):
+    a, _ = checked
+    keys = KeyRing(store.keys_dir)
+    proposals = ProposalStore(store.proposals_dir, keys)
+    prop = proposals.load(a)
+    report_env, _ = proposals.latest_report(prop)
+    pred = {"proposal": a, "decision": "approve", "comment": "", "approver": "bob", "created": 0}
+    body = statement({"report": sha256_hex(report_env)}, "Approval/v1", pred)
+    forged = sign_envelope(body, Ed25519PrivateKey.generate(), keys.get("bob").keyid)  # claims bob's key id
+    proposals.add_decision(a, "bob", forged)
+    self_signed = sign_envelope(body, keys.private("alice", "alice-pass"), keys.get("alice").keyid)
+    proposals.add_decision(a, "alice", self_signed)
+    auditor = sign_envelope(body, keys.private("carol", "carol-pass"), keys.get("carol").keyid)
+    proposals.add_decision(a, "carol", auditor)
+    st = status(store, a)
+    assert st.approved_by == () and len(st.refused) == 3
+    text = " ".join(st.refused)
+    assert "does not verify" in text and "proposed this update" in text and "role 'auditor'" in text
+
+
+def test_revoked_key_does_not_count(store, checked):
+    import json
+
+    a, _ = checked
+    decide(store, a, "bob", "bob-pass", "approve", "")
+    rec = store.keys_dir / "bob.json"
+    data = json.loads(rec.read_text())
+    data["revoked"] = True
+    rec.write_text(json.dumps(data))
+    st = status(store, a)
+    assert st.approved_by == () and st.missing == 1
+    assert approvals.ApprovalStatus(1).describe().startswith("approvals 0/1")
