@@ -1,0 +1,86 @@
+"""kill -9 during promotion, at many points: the ledger verifies and the champion is old or new."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from governance.data import load_jsonl
+from governance.keys import GATE_ROLE
+from governance.ledger import champion
+from tests.conftest import PASSPHRASES, write_jsonl
+from tests.update_pipeline.test_ledger_flow import promote_chain
+from update_pipeline import refs, world
+from update_pipeline.audit import verify_store
+from update_pipeline.check import check
+from update_pipeline.intake import propose
+from update_pipeline.promote import decide, ledger_of
+from update_pipeline.train import train_update
+
+POINTS = 24
+
+
+def _env(home):
+    env = {**os.environ, "WEIGHTGATE_HOME": str(home)}
+    env.update({f"WEIGHTGATE_PASSPHRASE_{n.upper()}": p for n, p in PASSPHRASES.items()})
+    return env
+
+
+def _promote_cmd(pid):
+    return [sys.executable, "-m", "update_pipeline.cli", "promote", pid]
+
+
+def _champion(store):
+    ledger, keys = ledger_of(store)
+    return champion(ledger.entries(keys.trusted(GATE_ROLE)))
+
+
+@pytest.mark.slow
+def test_kill_promotion_at_many_points(store, base_model, tmp_path):
+    from governance.store import Store
+
+    promote_chain(store, base_model, tmp_path, n=1)
+    data = write_jsonl(tmp_path / "next.jsonl", world.fact_records(world.countries(n=30)[27:], "curated"))
+    out = tmp_path / "next"
+    train_update(refs.resolve("ledger:champion", store), "ledger:champion", load_jsonl(data), out, epochs=1)
+    pid = propose(store, "ledger:champion", out, data, "alice", "alice-pass").id
+    check(store, pid)
+    decide(store, pid, "bob", "bob-pass", "approve", "")
+
+    full = tmp_path / "full"
+    shutil.copytree(store.home, full)
+    start = time.monotonic()
+    subprocess.run(_promote_cmd(pid), env=_env(full), check=True, capture_output=True, timeout=300)
+    total = time.monotonic() - start
+    assert _champion(Store.locate(full)) == 2
+
+    outcomes = []
+    for i in range(POINTS):
+        home = tmp_path / f"kill{i}"
+        shutil.copytree(store.home, home)
+        delay = total * (0.05 + 0.95 * i / (POINTS - 1))  # spread over the whole run
+        proc = subprocess.Popen(_promote_cmd(pid), env=_env(home), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        time.sleep(delay)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=60)
+        s = Store.locate(home)
+        verify_store(s)  # raises if the ledger or a blob it names is damaged
+        got = _champion(s)
+        assert got in (1, 2), f"kill at {delay:.2f}s left champion {got}"
+        outcomes.append(got)
+        if i % 6 == 0:  # the store stays usable: promotion completes or says it is done
+            r = subprocess.run(_promote_cmd(pid), env=_env(home), capture_output=True, text=True, timeout=300)
+            assert (r.returncode == 0) if got == 1 else ("already promoted" in r.stderr), r.stderr
+            assert _champion(s) == 2
+            verify_store(s)
+        shutil.rmtree(home)
+    print(f"\nkill points: {POINTS}; champion old {outcomes.count(1)}, new {outcomes.count(2)}; full run {total:.1f}s")
+    assert outcomes.count(1) and outcomes.count(2)
