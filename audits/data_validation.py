@@ -76,6 +76,8 @@ class DataValidationGate(Gate):
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
+        if not ctx.records:
+            return Outcome(True, {"records": 0.0}, {"note": "no records to validate"})
         frame = self._frame(ctx)
         gctx = gx.get_context(mode="ephemeral")
         gctx.variables.progress_bars = ProgressBarsConfig(globally=False)

@@ -75,7 +75,7 @@ def _record(obj: Any, line: int) -> DataRecord:
     return DataRecord(rid, line, fields, rec.source, rec.meta, chash, rhash)
 
 
-def load_jsonl(path: Path) -> list[DataRecord]:
+def load_jsonl(path: Path, allow_empty: bool = False) -> list[DataRecord]:
     """All records of a JSONL file, or InputError naming the bad lines."""
     try:
         raw = path.read_bytes()
@@ -109,7 +109,7 @@ def load_jsonl(path: Path) -> list[DataRecord]:
     if errors:
         more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
         raise InputError(f"{path}: {'; '.join(errors[:10])}{more}")
-    if not records:
+    if not records and not allow_empty:
         raise InputError(f"{path}: no records")
     return records
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from governance.errors import UsageError, VerificationError
+from governance.errors import UsageError, VerificationError, WeightgateError
 from governance.keys import GATE_ROLE, KeyRing
 from governance.signing import sha256_hex, subject_digests, verify_envelope
 
@@ -90,8 +90,36 @@ class ProposalStore:
         manifest = body["predicate"]
         data_digest = subject_digests(body).get("data.jsonl")
         if data_digest != sha256_hex((pdir / "data.jsonl").read_bytes()):
-            raise VerificationError(f"{pdir.name}/data.jsonl does not match its signed digest")
+            self._check_redacted(pdir, manifest)
         return Proposal(pdir.name, pdir, manifest, sha256_hex(envelope), self.keys.by_keyid(keyid).name)
+
+    @staticmethod
+    def _check_redacted(pdir: Path, manifest: dict[str, Any]) -> None:
+        """Data changed since signing: allowed only as the signed records minus forgotten ones."""
+        from governance.data import load_jsonl
+
+        red = pdir / "redactions.json"
+        removed = set(json.loads(red.read_text())) if red.is_file() else None
+        want = [h for _, h in manifest["data"]["record_hashes"] if removed is not None and h not in removed]
+        try:
+            have = [r.record_hash for r in load_jsonl(pdir / "data.jsonl", allow_empty=True)]
+        except WeightgateError:
+            have = None
+        if removed is None or have != want:
+            raise VerificationError(f"{pdir.name}/data.jsonl does not match its signed digest")
+
+    def redact(self, pid: str, removed: set[str]) -> None:
+        """Drop forgotten records from a proposal's data, noting their hashes."""
+        from governance.data import load_jsonl
+
+        pdir = self.root / pid
+        red = pdir / "redactions.json"
+        done = set(json.loads(red.read_text())) if red.is_file() else set()
+        kept = [r for r in load_jsonl(pdir / "data.jsonl", allow_empty=True) if r.record_hash not in removed]
+        tmp = pdir / "data.jsonl.tmp"
+        tmp.write_bytes(b"".join(json.dumps(r.to_json(), sort_keys=True).encode() + b"\n" for r in kept))
+        red.write_text(json.dumps(sorted(done | removed)) + "\n")
+        tmp.replace(pdir / "data.jsonl")
 
     def list(self) -> list[Path]:
         return sorted(p for p in self.root.glob("prop-*") if p.is_dir())

@@ -68,7 +68,8 @@ def check(store: Store, ref: str, policy_path: Path | None = None, tracking_uri:
     policy = load_policy(policy_path or store.policy_path)
     gates = build_gates(policy)
     candidate = functools.cache(lambda: _candidate_dir(store, proposal))
-    ctx = GateContext(proposal, tuple(load_jsonl(proposal.data_path)),
+    records = load_jsonl(proposal.data_path, allow_empty=proposal.manifest.get("origin") is not None)
+    ctx = GateContext(proposal, tuple(records),
                       functools.cache(lambda: _base_dir(store, proposal, tracking_uri)), candidate)
     results = [_kind_result(proposal, list(policy.allowed_update_kinds))]
     try:

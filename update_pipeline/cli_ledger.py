@@ -59,6 +59,46 @@ def rollback(to: Annotated[int, typer.Option("--to", help="Ledger version to res
     typer.echo(f"champion is ledger:{to} again (entry {entry.seq}); weights verified at {folder}")
 
 
+def _print_unlearned(done) -> None:  # noqa: ANN001
+    typer.echo(f"method: {done.method}; affected versions: {done.affected}; replayed: {done.replayed or 'nothing'}")
+    if done.removed:
+        typer.echo(f"records removed and crypto-shredded (hashes): {', '.join(h[:16] for h in done.removed)}")
+    if done.proposal:
+        typer.echo(f"new proposal {done.proposal.id}: check it, approve it, then promote it")
+    if done.problem:
+        typer.echo(f"no replay proposal: {done.problem}", err=True)
+        raise typer.Exit(1)
+
+
+def revert(
+    version: int,
+    exact: Annotated[bool, typer.Option("--exact/--approximate",
+                                        help="Replay later updates without it, or subtract its delta.")] = True,
+    by: Annotated[str | None, typer.Option(help="Proposer key for the resulting proposal.")] = None,
+) -> None:
+    """Unlearn one update: propose the champion without ledger:VERSION."""
+    from update_pipeline.unlearn import default_proposer
+    from update_pipeline.unlearn import revert as do_revert
+
+    store = shared.store()
+    who = default_proposer(store, by)
+    _print_unlearned(do_revert(store, version, exact, who, shared.passphrase(who), shared.tracking_uri()))
+
+
+def forget(
+    record_id: Annotated[str | None, typer.Option(help="The record's id.")] = None,
+    text: Annotated[str | None, typer.Option(help="Forget every record containing this text.")] = None,
+    by: Annotated[str | None, typer.Option(help="Proposer key for the replay proposal.")] = None,
+) -> None:
+    """A data-subject request: crypto-shred the records and propose an exact replay without them."""
+    from update_pipeline.unlearn import default_proposer
+    from update_pipeline.unlearn import forget as do_forget
+
+    store = shared.store()
+    who = default_proposer(store, by)
+    _print_unlearned(do_forget(store, record_id, text, who, shared.passphrase(who), shared.tracking_uri()))
+
+
 @ledger_app.command("show")
 def ledger_show(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List ledger entries: action, version, champion, proposal, approvers."""
@@ -97,6 +137,6 @@ def ledger_verify() -> None:
 
 
 def register(app: typer.Typer) -> None:
-    for fn in (approve, reject, promote, rollback):
+    for fn in (approve, reject, promote, rollback, revert, forget):
         app.command()(fn)
     app.add_typer(ledger_app, name="ledger")

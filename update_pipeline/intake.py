@@ -41,8 +41,8 @@ def _files(folder: Path) -> tuple[dict[str, Path], dict[str, Path]]:
     return weights, {n: p for n, p in files.items() if n not in weights}
 
 
-def build_manifest(base_ref: str, base_dir: Path, candidate: Path, data: Path, proposer: str,
-                   note: str) -> tuple[dict[str, Any], dict[str, Path], list[DataRecord]]:
+def build_manifest(base_ref: str, base_dir: Path, candidate: Path, data: Path, proposer: str, note: str,
+                   origin: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Path], list[DataRecord]]:
     """The manifest, the candidate's files to store (name -> path) and the data records."""
     kind = candidate_kind(candidate)
     base_w, base_c = _files(base_dir)
@@ -50,7 +50,7 @@ def build_manifest(base_ref: str, base_dir: Path, candidate: Path, data: Path, p
         cand_w, cand_c = {candidate.name: candidate}, {}
     else:
         cand_w, cand_c = _files(candidate)
-    records = load_jsonl(data)
+    records = load_jsonl(data, allow_empty=origin is not None)
     base = folder_tensors(base_dir)
     delta = compute_delta(kind, candidate, base)
     digests = sha256_files([*base_w.values(), *base_c.values(), *cand_w.values(), *cand_c.values(), data])
@@ -60,6 +60,7 @@ def build_manifest(base_ref: str, base_dir: Path, candidate: Path, data: Path, p
         "created": round(time.time(), 3),
         "proposer": proposer,
         "note": note,
+        "origin": origin,
         "base": {"ref": base_ref, "files": {n: digests[p] for n, p in base_w.items()},
                  "config_files": {n: digests[p] for n, p in base_c.items()}},
         "candidate": {"kind": kind, "source": str(candidate),
@@ -74,7 +75,11 @@ def build_manifest(base_ref: str, base_dir: Path, candidate: Path, data: Path, p
 
 
 def propose(store: Store, base_ref: str, candidate: Path, data: Path, by: str, passphrase: str | None,
-            note: str = "", tracking_uri: str | None = None) -> Proposed:
+            note: str = "", tracking_uri: str | None = None, origin: dict[str, Any] | None = None) -> Proposed:
+    """Refuse bad input, then sign the manifest, store the proposal and log its MLflow run.
+
+    `origin` marks proposals made by weightgate itself (reverts, forgets); their data may be empty.
+    """
     keys = KeyRing(store.keys_dir)
     info = keys.get(by)
     if info.role != "proposer":
@@ -82,7 +87,7 @@ def propose(store: Store, base_ref: str, candidate: Path, data: Path, by: str, p
     key = keys.private(by, passphrase)
     base_dir = refs.resolve(base_ref, store, tracking_uri)
     base_ref = refs.pin(base_ref, store, tracking_uri)
-    manifest, to_store, records = build_manifest(base_ref, base_dir, candidate, data, by, note)
+    manifest, to_store, records = build_manifest(base_ref, base_dir, candidate, data, by, note, origin)
     cand = manifest["candidate"]
     subjects = {f"candidate/{n}": d for n, d in {**cand["files"], **cand["config_files"]}.items()}
     subjects["data.jsonl"] = manifest["data"]["sha256"]

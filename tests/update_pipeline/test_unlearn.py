@@ -1,0 +1,92 @@
+"""Revert one update exactly or approximately; forget one record and show its plaintext is gone."""
+
+import hashlib
+
+import pytest
+
+from governance.data import load_jsonl
+from governance.keys import KeyRing
+from governance.proposals import ProposalStore
+from tests.update_pipeline.test_ledger_flow import promote_chain
+from update_pipeline import world
+from update_pipeline.audit import verify_store
+from update_pipeline.check import check
+from update_pipeline.promote import decide, promote
+from update_pipeline.train import train_update
+from update_pipeline.unlearn import forget, revert
+
+
+def sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _manifest(store, pid):
+    return ProposalStore(store.proposals_dir, KeyRing(store.keys_dir)).load(pid).manifest
+
+
+def _through(store, pid):
+    assert check(store, pid).report["verdict"] == "pass"
+    decide(store, pid, "bob", "bob-pass", "approve", "")
+    return promote(store, pid).version
+
+
+def test_exact_revert_equals_training_without_it(store, base_model, tmp_path):
+    promote_chain(store, base_model, tmp_path, n=3)
+    done = revert(store, 2, exact=True, by="alice", passphrase="alice-pass")
+    assert done.method == "exact" and done.replayed == [3]
+    m = _manifest(store, done.proposal.id)
+    assert m["origin"] == {"revert": 2, "method": "exact", "start": 1, "replayed": [3]}
+
+    # train the first and third updates alone, as a user would have without the second
+    first, third = tmp_path / "alone1", tmp_path / "alone3"
+    train_update(base_model, "base", load_jsonl(tmp_path / "u0.jsonl"), first, epochs=1, seed=0)
+    train_update(first, "first", load_jsonl(tmp_path / "u2.jsonl"), third, epochs=1, seed=2)
+    assert m["candidate"]["files"]["model.safetensors"] == sha(third / "model.safetensors")
+    assert _through(store, done.proposal.id) == 4
+    verify_store(store)
+
+
+def test_approximate_revert_is_labelled(store, base_model, tmp_path):
+    from mlflow import MlflowClient
+
+    promote_chain(store, base_model, tmp_path, n=2)
+    done = revert(store, 1, exact=False, by="alice", passphrase="alice-pass")
+    m = _manifest(store, done.proposal.id)
+    assert m["origin"]["approximate"] is True and m["note"].startswith("APPROXIMATE")
+    assert m["data"]["records"] == 0
+    version = _through(store, done.proposal.id)
+    client = MlflowClient(tracking_uri=store.tracking_uri(), registry_uri=store.tracking_uri())
+    mv = client.get_model_version_by_alias(store.model_name, "champion")
+    assert mv.tags["weightgate.ledger_version"] == str(version) and mv.tags["weightgate.approximate"] == "true"
+    # exact replay across an approximate version is refused, not faked
+    with pytest.raises(Exception, match="no training recipe|itself a replay"):
+        revert(store, 2, exact=True, by="alice", passphrase="alice-pass")
+
+
+def test_forget_a_record(store, base_model, tmp_path):
+    promote_chain(store, base_model, tmp_path, n=3)
+    victim = load_jsonl(tmp_path / "u1.jsonl")[0]
+    secret = victim.fields["text"]
+    assert secret.startswith("The capital of")
+    done = forget(store, None, secret, by="alice", passphrase="alice-pass")
+    assert done.affected == [2] and done.replayed == [2, 3] and done.removed == [victim.record_hash]
+
+    leaks = [p for p in store.home.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+    assert leaks == []
+    summary = verify_store(store)
+    assert summary["champion"] == 3
+
+    kept = [r for r in load_jsonl(tmp_path / "u1.jsonl") if r.record_hash != victim.record_hash]
+    a, b, c = tmp_path / "f1", tmp_path / "f2", tmp_path / "f3"
+    train_update(base_model, "base", load_jsonl(tmp_path / "u0.jsonl"), a, epochs=1, seed=0)
+    train_update(a, "a", kept, b, epochs=1, seed=1)
+    train_update(b, "b", load_jsonl(tmp_path / "u2.jsonl"), c, epochs=1, seed=2)
+    m = _manifest(store, done.proposal.id)
+    assert m["candidate"]["files"]["model.safetensors"] == sha(c / "model.safetensors")
+    assert victim.record_hash not in {h for _, h in m["data"]["record_hashes"]}
+    # the promoted proposal's own copy was redacted and still verifies against its signature
+    ProposalStore(store.proposals_dir, KeyRing(store.keys_dir)).load(
+        next(p.name for p in store.proposals_dir.iterdir() if (p / "redactions.json").exists()))
+    with pytest.raises(Exception, match="no promoted update"):
+        forget(store, None, secret, by="alice", passphrase="alice-pass")
+    assert world.REFUSAL

@@ -1,0 +1,194 @@
+"""Unlearning: revert one update among many, or forget one person's records.
+
+Both end in a new proposal against the champion, which must pass the gates and be
+approved before promotion. ``--exact`` replays recorded recipes without the removed
+update or records; ``--approximate`` subtracts the update's delta (task-vector
+negation) and is labelled approximate in the proposal, the ledger and MLflow.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from governance.blobs import BlobStore
+from governance.data import load_jsonl
+from governance.errors import UsageError, WeightgateError
+from governance.keys import GATE_ROLE, KeyRing
+from governance.ledger import Ledger, champion, versions
+from governance.proposals import ProposalStore
+from governance.store import Store
+from governance.vault import seal
+from update_pipeline.intake import Proposed, propose
+from update_pipeline.promote import ledger_of
+from update_pipeline.replay import data_of, lineage, read_data, replay
+from update_pipeline.train import RECIPE
+from update_pipeline.versions import restore_version
+
+
+@dataclass(frozen=True)
+class Unlearned:
+    proposal: Proposed | None
+    method: str
+    affected: list[int]
+    replayed: list[int]
+    removed: list[str] = field(default_factory=list)
+    problem: str | None = None
+
+
+def default_proposer(store: Store, by: str | None) -> str:
+    if by:
+        return by
+    proposers = [k.name for k in KeyRing(store.keys_dir).list() if k.role == "proposer" and not k.revoked]
+    if len(proposers) != 1:
+        raise UsageError("say which proposer key signs the resulting proposal with --by")
+    return proposers[0]
+
+
+def _approximate(store: Store, entries: list, version: int, dest: Path) -> Path:
+    from safetensors.torch import save_file
+
+    from update_pipeline.weights import WEIGHT_SUFFIX, load_tensors
+
+    made = versions(entries)
+    champ = restore_version(store, entries, champion(entries))
+    target = restore_version(store, entries, version)
+    parent = restore_version(store, entries, made[version].predicate["parent"])
+    shutil.copytree(champ, dest)
+    (dest / RECIPE).unlink(missing_ok=True)  # an approximate result cannot be replayed
+    for f in sorted(p.relative_to(champ) for p in champ.rglob(f"*{WEIGHT_SUFFIX}")):
+        c, t, p = load_tensors(champ / f), load_tensors(target / f), load_tensors(parent / f)
+        out = {n: (x.float() - (t[n].float() - p[n].float())).to(x.dtype).contiguous() if n in t and n in p else x
+               for n, x in c.items()}
+        save_file(out, str(dest / f), metadata={"format": "pt"})
+    return dest
+
+
+def revert(store: Store, version: int, exact: bool, by: str | None, passphrase: str | None,
+           tracking_uri: str | None = None) -> Unlearned:
+    ledger, keys = ledger_of(store)
+    entries = ledger.entries(keys.trusted(GATE_ROLE))
+    chain = lineage(entries) if entries else []
+    if version not in chain or version == 0:
+        raise UsageError(f"ledger:{version} is not an update in the champion's lineage ({chain[1:]})")
+    by = default_proposer(store, by)
+    with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
+        work = Path(tmp)
+        base_ref = f"ledger:{champion(entries)}"
+        if exact:
+            later = chain[chain.index(version) + 1:]
+            parent = versions(entries)[version].predicate["parent"]
+            result, data, _ = replay(store, ledger, entries, parent, later, work)
+            origin = {"revert": version, "method": "exact", "start": parent, "replayed": later}
+            note = f"exact revert of ledger:{version}: replayed {later or 'nothing'} from ledger:{parent}"
+        else:
+            result = _approximate(store, entries, version, work / "result")
+            data = work / "empty.jsonl"
+            data.write_text("")
+            later, origin = [], {"revert": version, "method": "approximate", "approximate": True}
+            note = f"APPROXIMATE revert of ledger:{version} (task-vector negation)"
+        proposed = propose(store, base_ref, result, data, by, passphrase, note, tracking_uri, origin)
+    return Unlearned(proposed, origin["method"], [version], later)
+
+
+def _matches(store: Store, ledger: Ledger, entries: list, v: int, record_id: str | None, text: str | None,
+             work: Path) -> set[str]:
+    """Record hashes in version v's data that match the request."""
+    d = data_of(entries, v)
+    if record_id is not None:
+        return {h for rid, h in d["record_hashes"] if rid == record_id}
+    path = work / f"scan-v{v}.jsonl"
+    path.write_bytes(read_data(store, ledger, entries, v))
+    return {r.record_hash for r in load_jsonl(path, allow_empty=True)
+            if any(text in value for value in r.fields.values())}
+
+
+def _without(raw: bytes, removed: set[str], work: Path) -> tuple[bytes, list[list[str]]]:
+    path = work / ".redact.jsonl"
+    path.write_bytes(raw)
+    kept = [r for r in load_jsonl(path, allow_empty=True) if r.record_hash not in removed]
+    return b"".join(json.dumps(r.to_json(), sort_keys=True).encode() + b"\n" for r in kept), \
+        [[r.id, r.record_hash] for r in kept]
+
+
+def forget(store: Store, record_id: str | None, text: str | None, by: str | None, passphrase: str | None,
+           tracking_uri: str | None = None) -> Unlearned:
+    if (record_id is None) == (text is None) or text == "":
+        raise UsageError("give exactly one of --record-id or --text")
+    ledger, keys = ledger_of(store)
+    blobs = BlobStore(store.blobs_dir)
+    with ledger.lock(), tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
+        work = Path(tmp)
+        entries = ledger.entries(keys.trusted(GATE_ROLE))
+        promoted = sorted(v for v, e in versions(entries).items() if e.predicate.get("data"))
+        hits = {v: _matches(store, ledger, entries, v, record_id, text, work) for v in promoted}
+        hits = {v: h for v, h in hits.items() if h}
+        if not hits:
+            raise UsageError("no promoted update's data contains that record")
+        removed = sorted(set().union(*hits.values()))
+        redacted, old_keys = [], []
+        for v in hits:
+            d = data_of(entries, v)
+            plain, kept = _without(read_data(store, ledger, entries, v), set(removed), work)
+            blob, key, key_id = seal(blobs, plain, d["aad"].encode())
+            ledger.put_data_key(key_id, key)
+            redacted.append({"version": v, "blob": blob, "key_id": key_id, "aad": d["aad"], "record_hashes": kept,
+                             "previous_blob": d["blob"]})
+            old_keys.append(d["key_id"])
+        key, info = keys.gate_key()
+        champ = champion(entries)
+        entry = ledger.append(entries, {"action": "forget", "version": champ, "champion": champ,
+                                        "removed": removed, "redacted": redacted},
+                              {"removed-records": _digest(removed)}, key, info.keyid)
+        for k in old_keys:  # crypto-shred: the old ciphertext can never be read again
+            ledger.destroy_data_key(k)
+        entries.append(entry)
+        _redact_copies(store, entries, set(removed), hits)
+    return _replay_without(store, ledger, entries, sorted(hits), removed, by, passphrase, tracking_uri)
+
+
+def _digest(items: list[str]) -> str:
+    from governance.signing import canonical_json, sha256_hex
+
+    return sha256_hex(canonical_json(items))
+
+
+def _redact_copies(store: Store, entries: list, removed: set[str], hits: dict[int, set[str]]) -> None:
+    """Remove the records from the store's plaintext copies: proposals' data and working files."""
+    proposals = ProposalStore(store.proposals_dir, KeyRing(store.keys_dir))
+    made = versions(entries)
+    for v in hits:
+        pid = made[v].predicate["proposal"]["id"]
+        proposals.redact(pid, removed)
+    for path in store.cache_dir.rglob("*.jsonl"):
+        try:
+            plain, kept = _without(path.read_bytes(), removed, path.parent)
+        except WeightgateError:  # not update data: leave it
+            continue
+        if len(kept) != len(load_jsonl(path, allow_empty=True)):
+            path.write_bytes(plain)
+
+
+def _replay_without(store: Store, ledger: Ledger, entries: list, affected: list[int], removed: list[str],
+                    by: str | None, passphrase: str | None, tracking_uri: str | None) -> Unlearned:
+    chain = lineage(entries)
+    in_chain = [v for v in chain if v in affected]
+    if not in_chain:
+        return Unlearned(None, "exact", affected, [], removed, "no affected version is in the champion's lineage")
+    first = in_chain[0]
+    start = versions(entries)[first].predicate["parent"]
+    todo = chain[chain.index(first):]
+    by = default_proposer(store, by)
+    with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
+        try:
+            result, data, _ = replay(store, ledger, entries, start, todo, Path(tmp))
+        except UsageError as exc:
+            return Unlearned(None, "exact", affected, [], removed, str(exc))
+        origin = {"forget": removed, "method": "exact", "start": start, "replayed": todo}
+        note = f"forget {len(removed)} record(s): replayed {todo} from ledger:{start} without them"
+        proposed = propose(store, f"ledger:{champion(entries)}", result, data, by, passphrase, note,
+                           tracking_uri, origin)
+    return Unlearned(proposed, "exact", affected, todo, removed)
