@@ -61,17 +61,18 @@ def sign_decision(keys: KeyRing, by: str, passphrase: str | None, proposal_id: s
     return sign_envelope(statement({"report": report_digest}, "Approval/v1", predicate), key, info.keyid)
 
 
-def count(envelopes: list[tuple[str, bytes]], keys: KeyRing, proposal_id: str, proposer: str,
+def count(envelopes: list[tuple[str, bytes]], keys: list[KeyInfo], proposal_id: str, proposer: str,
           report_digest: str, threshold: int) -> ApprovalStatus:
-    """Tally decisions (name, envelope bytes) for this proposal's current report."""
+    """Tally decisions (where, envelope bytes) for this proposal's current report."""
     approved: dict[str, str] = {}
     rejected: dict[str, str] = {}
     refused: list[str] = []
-    trusted = keys.trusted()
+    by_id = {k.keyid: k for k in keys}
+    trusted = {k.keyid: k.public() for k in keys}
     for where, env in envelopes:
         try:
             keyid, body = verify_envelope(env, trusted, where=where)
-            info = keys.by_keyid(keyid)
+            info = by_id[keyid]
             _check_signer(info, proposer)
             pred = body["predicate"]
             if subject_digests(body).get("report") != report_digest or pred.get("proposal") != proposal_id:

@@ -25,6 +25,7 @@ from sqlalchemy import Column, Integer, LargeBinary, MetaData, String, Table, cr
 from sqlalchemy.engine import Engine
 
 from governance.errors import UsageError, VerificationError
+from governance.keys import GATE_ROLE, KeyInfo
 from governance.signing import sha256_hex, sign_envelope, statement, verify_envelope
 
 _meta = MetaData()
@@ -82,26 +83,18 @@ class Ledger:
         with self.engine.connect() as conn:
             return [tuple(r) for r in conn.execute(select(entries_table).order_by(entries_table.c.seq))]
 
-    def entries(self, trusted: Mapping[str, Any]) -> list[Entry]:
-        """Every entry, verified: chain, signatures, and that each row matches its envelope."""
-        out: list[Entry] = []
-        prev: str | None = None
-        for i, (seq, digest, envelope) in enumerate(self.rows(), start=1):
-            where = f"ledger entry {i}"
+    def entries(self, keys: list[KeyInfo]) -> list[Entry]:
+        """Every entry, verified: rows match their envelopes, the chain links, signatures hold."""
+        rows = self.rows()
+        for i, (seq, digest, envelope) in enumerate(rows, start=1):
             if seq != i:
-                raise VerificationError(f"{where}: sequence number is {seq}, expected {i}")
-            envelope = bytes(envelope)
-            if sha256_hex(envelope) != digest:
-                raise VerificationError(f"{where}: stored digest does not match the envelope's bytes")
-            _, body = verify_envelope(envelope, trusted, where=where)
-            pred = body["predicate"]
-            if pred.get("seq") != seq or pred.get("prev") != prev:
-                raise VerificationError(f"{where}: chain broken (seq or previous digest does not match)")
-            if pred.get("action") not in ACTIONS:
-                raise VerificationError(f"{where}: unknown action {pred.get('action')!r}")
-            out.append(Entry(seq, digest, envelope, body))
-            prev = digest
-        return out
+                raise VerificationError(f"ledger entry {i}: sequence number is {seq}, expected {i}")
+            if sha256_hex(bytes(envelope)) != digest:
+                raise VerificationError(f"ledger entry {i}: stored digest does not match the envelope's bytes")
+        envelopes = [bytes(r[2]) for r in rows]
+        bodies = walk_chain(envelopes, keys)
+        return [Entry(i, r[1], env, body) for i, (r, env, body) in enumerate(zip(rows, envelopes, bodies,
+                                                                                  strict=True), start=1)]
 
     def append(self, entries: list[Entry], predicate: dict[str, Any], subjects: Mapping[str, str],
                key: Any, keyid: str) -> Entry:
@@ -132,6 +125,22 @@ class Ledger:
     def destroy_data_key(self, key_id: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(data_keys_table.delete().where(data_keys_table.c.key_id == key_id))
+
+
+def walk_chain(envelopes: list[bytes], keys: list[KeyInfo]) -> list[dict[str, Any]]:
+    """Verify a chain of ledger envelopes signed by gate keys; returns their statements."""
+    gate = {k.keyid: k.public() for k in keys if k.role == GATE_ROLE}
+    prev, out = None, []
+    for seq, env in enumerate(envelopes, start=1):
+        _, body = verify_envelope(env, gate, where=f"ledger entry {seq}")
+        pred = body["predicate"]
+        if pred.get("seq") != seq or pred.get("prev") != prev:
+            raise VerificationError(f"ledger entry {seq}: chain broken (seq or previous digest does not match)")
+        if pred.get("action") not in ACTIONS:
+            raise VerificationError(f"ledger entry {seq}: unknown action {pred.get('action')!r}")
+        out.append(body)
+        prev = sha256_hex(env)
+    return out
 
 
 def champion(entries: list[Entry]) -> int | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -9,6 +10,7 @@ import typer
 from update_pipeline import _cli_shared as shared
 
 ledger_app = typer.Typer(no_args_is_help=True, help="Show or verify the ledger of model versions.")
+audit_app = typer.Typer(no_args_is_help=True, help="Export the audit trail, or verify an exported bundle offline.")
 
 
 def _print_status(status) -> None:  # noqa: ANN001
@@ -105,11 +107,10 @@ def ledger_show(as_json: Annotated[bool, typer.Option("--json", help="Print JSON
     from rich.console import Console
     from rich.table import Table
 
-    from governance.keys import GATE_ROLE
     from update_pipeline.promote import ledger_of
 
     ledger, keys = ledger_of(shared.store())
-    entries = ledger.entries(keys.trusted(GATE_ROLE))
+    entries = ledger.entries(keys.list())
     rows = [{"seq": e.seq, "action": e.predicate["action"], "version": e.predicate["version"],
              "champion": e.predicate["champion"], "proposal": (e.predicate.get("proposal") or {}).get("id"),
              "approvers": (e.predicate.get("proposal") or {}).get("approvers", []), "digest": e.digest,
@@ -136,7 +137,32 @@ def ledger_verify() -> None:
                f"champion ledger:{summary['champion']}")
 
 
+@audit_app.command("export")
+def audit_export(out: Annotated[Path, typer.Option(help="Folder to write the bundle into (new or empty).")]) -> None:
+    """Write ledger entries, attestations, public keys and a README for an auditor."""
+    from update_pipeline.audit import export
+
+    path = export(shared.store(), out)
+    typer.echo(f"audit bundle written to {path}")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    path: Path,
+    trust: Annotated[Path | None, typer.Option(help="Pinned public keys (keys.json format) to trust.")] = None,
+) -> None:
+    """Check a bundle offline, with no store: checksums, chain, signatures, reports, approvals."""
+    from governance.audit_bundle import verify_bundle
+
+    s = verify_bundle(path, trust)
+    typer.echo(f"bundle verifies: {s['entries']} ledger entries, {s['attestations']} attestations, "
+               f"champion ledger:{s['champion']}")
+    if not s["pinned_keys"]:
+        typer.echo("note: checked against the bundle's own keys.json; pass --trust to pin keys", err=True)
+
+
 def register(app: typer.Typer) -> None:
     for fn in (approve, reject, promote, rollback, revert, forget):
         app.command()(fn)
     app.add_typer(ledger_app, name="ledger")
+    app.add_typer(audit_app, name="audit")

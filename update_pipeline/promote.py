@@ -18,7 +18,7 @@ from audits.registry import load_policy
 from governance import approvals as decisions
 from governance.blobs import BlobStore
 from governance.errors import CheckFailed, UsageError
-from governance.keys import GATE_ROLE, KeyRing
+from governance.keys import KeyRing
 from governance.ledger import Entry, Ledger, champion, versions
 from governance.lineage import Lineage
 from governance.proposals import Proposal, ProposalStore
@@ -70,7 +70,7 @@ def status(store: Store, ref: str) -> decisions.ApprovalStatus:
     proposal = proposals.load(ref)
     envelope, _ = _report(proposals, proposal)
     policy = load_policy(store.policy_path)
-    return decisions.count(proposals.decisions(proposal), keys, proposal.id, proposal.proposer,
+    return decisions.count(proposals.decisions(proposal), keys.list(), proposal.id, proposal.proposer,
                            sha256_hex(envelope), policy.approvals.required)
 
 
@@ -99,7 +99,7 @@ def promote(store: Store, ref: str, tracking_uri: str | None = None) -> Promoted
     blobs = BlobStore(store.blobs_dir)
     tensors = TensorStore(blobs)
     with ledger.lock():
-        entries = ledger.entries(keys.trusted(GATE_ROLE))
+        entries = ledger.entries(keys.list())
         proposal = proposals.load(ref)
         if any(e.predicate.get("proposal", {}).get("id") == proposal.id for e in entries):
             raise UsageError(f"proposal {proposal.id} is already promoted")
@@ -157,7 +157,7 @@ def rollback(store: Store, version: int, tracking_uri: str | None = None) -> tup
     """Make an earlier version the champion again, restored bit for bit."""
     ledger, keys = ledger_of(store)
     with ledger.lock():
-        entries = ledger.entries(keys.trusted(GATE_ROLE))
+        entries = ledger.entries(keys.list())
         if not entries:
             raise UsageError("the ledger is empty: nothing to roll back")
         current = champion(entries)

@@ -17,7 +17,7 @@ from pathlib import Path
 from governance.blobs import BlobStore
 from governance.data import load_jsonl
 from governance.errors import UsageError, WeightgateError
-from governance.keys import GATE_ROLE, KeyRing
+from governance.keys import KeyRing
 from governance.ledger import Ledger, champion, versions
 from governance.proposals import ProposalStore
 from governance.store import Store
@@ -70,7 +70,7 @@ def _approximate(store: Store, entries: list, version: int, dest: Path) -> Path:
 def revert(store: Store, version: int, exact: bool, by: str | None, passphrase: str | None,
            tracking_uri: str | None = None) -> Unlearned:
     ledger, keys = ledger_of(store)
-    entries = ledger.entries(keys.trusted(GATE_ROLE))
+    entries = ledger.entries(keys.list())
     chain = lineage(entries) if entries else []
     if version not in chain or version == 0:
         raise UsageError(f"ledger:{version} is not an update in the champion's lineage ({chain[1:]})")
@@ -122,7 +122,7 @@ def forget(store: Store, record_id: str | None, text: str | None, by: str | None
     blobs = BlobStore(store.blobs_dir)
     with ledger.lock(), tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
         work = Path(tmp)
-        entries = ledger.entries(keys.trusted(GATE_ROLE))
+        entries = ledger.entries(keys.list())
         promoted = sorted(v for v, e in versions(entries).items() if e.predicate.get("data"))
         hits = {v: _matches(store, ledger, entries, v, record_id, text, work) for v in promoted}
         hits = {v: h for v, h in hits.items() if h}

@@ -10,7 +10,6 @@ import time
 import pytest
 
 from governance.data import load_jsonl
-from governance.keys import GATE_ROLE
 from governance.ledger import champion
 from tests.conftest import PASSPHRASES, write_jsonl
 from tests.update_pipeline.test_ledger_flow import promote_chain
@@ -36,7 +35,7 @@ def _promote_cmd(pid):
 
 def _champion(store):
     ledger, keys = ledger_of(store)
-    return champion(ledger.entries(keys.trusted(GATE_ROLE)))
+    return champion(ledger.entries(keys.list()))
 
 
 @pytest.mark.slow
