@@ -22,7 +22,8 @@ def test_registry_reference_resolves_to_the_model_files(store, base_model):
 
 @pytest.mark.parametrize("ref, match", [
     ("models:/nope@champion", "unknown model reference"),
-    ("ledger:champion", "ledger holds no promoted versions"),
+    ("ledger:champion", "the ledger holds no versions yet"),
+    ("ledger:abc", "the ledger holds no versions yet"),
     ("/definitely/not/here", "unknown model reference"),
 ])
 def test_unknown_references(store, ref, match):

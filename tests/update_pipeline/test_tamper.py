@@ -99,11 +99,11 @@ def test_deleted_or_reordered_entries(copy):
 def test_flipped_byte_in_every_kind_of_blob(copy):
     blobs = sorted(p for p in copy.blobs_dir.rglob("*") if p.is_file())
     assert len(blobs) > 10
-    for p in blobs[:: max(1, len(blobs) // 12)]:
+    for p in blobs:  # every blob, whichever entry (or proposal) it belongs to
         raw = p.read_bytes()
         os.chmod(p, 0o644)
         p.write_bytes(bytes([raw[0] ^ 1]) + raw[1:])
-        with pytest.raises(VerificationError, match=rf"ledger entry \d+ .*blob {p.name[:12]} is corrupt"):
+        with pytest.raises(VerificationError, match=rf"blob {p.name[:12]} is corrupt"):
             verify_store(copy)
         p.write_bytes(raw)
     verify_store(copy)
