@@ -26,6 +26,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -c requirements/constraints.txt -e '.[bench]'
 	$(PY) bench/hash_bench.py
+	$(PY) bench/ledger_bench.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

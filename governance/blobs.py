@@ -70,13 +70,13 @@ class BlobStore:
                     os.unlink(tmp)
         return digest
 
-    def read(self, digest: str) -> bytes:
-        """A blob's bytes, checked against its name."""
+    def read(self, digest: str, verify: bool = True) -> bytes:
+        """A blob's bytes, checked against its name unless the caller checks the result itself."""
         try:
             data = self.path(digest).read_bytes()
         except FileNotFoundError:
             raise VerificationError(f"blob {digest[:12]} is missing from {self.root}") from None
-        if hashlib.sha256(data).hexdigest() != digest:
+        if verify and hashlib.sha256(data).hexdigest() != digest:
             raise VerificationError(f"blob {digest[:12]} is corrupt: its bytes hash to "
                                     f"{hashlib.sha256(data).hexdigest()[:12]}")
         return data
