@@ -28,7 +28,9 @@ def test_help_imports_nothing_heavy():
 
 
 @pytest.mark.parametrize("cmd", [[], ["init"], ["keys", "create"], ["keys", "list"], ["train"], ["propose"],
-                                 ["check"], ["demo"]])
+                                 ["check"], ["approve"], ["reject"], ["promote"], ["rollback"], ["revert"],
+                                 ["forget"], ["ledger"], ["ledger", "show"], ["ledger", "verify"], ["audit"],
+                                 ["audit", "export"], ["audit", "verify"], ["demo"]])
 def test_every_command_has_help(cmd):
     r = wg(*cmd, "--help")
     assert r.returncode == 0 and "Usage" in r.stdout
