@@ -15,7 +15,7 @@ import typer
 
 from governance.errors import WeightgateError
 from update_pipeline import _cli_shared as shared
-from update_pipeline import cli_ledger
+from update_pipeline import cli_audits, cli_ledger
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Govern weight updates: propose -> gates -> signed report -> approvals -> ledger.")
@@ -92,14 +92,27 @@ def train(
     epochs: Annotated[int, typer.Option(min=1)] = 3,
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
-    """Fine-tune REF on the data (CPU, deterministic) and write safetensors to OUT."""
+    """Fine-tune REF on the data (CPU, deterministic) and write safetensors to OUT.
+
+    The data is scrubbed of personal data first unless the policy's pii gate says
+    scrub_before_training: false; the scrubbed file is written next to OUT."""
     from governance.data import load_jsonl
     from update_pipeline import refs
     from update_pipeline.train import train_update
 
     store = shared.store()
     base_dir = refs.resolve(base, store, shared.tracking_uri())  # type: ignore[arg-type]
-    recipe = train_update(base_dir, base, load_jsonl(data), out, lora=lora, epochs=epochs, seed=seed)
+    records = load_jsonl(data)
+    cfg = cli_audits.pii_config(None)
+    if cfg.scrub_before_training:
+        from audits.pii_engine import scrub_records
+        from update_pipeline.world import write_jsonl
+
+        scrubbed = write_jsonl(scrub_records(records, cfg, cli_audits.pseudonym_key()),
+                               out.with_name(out.name + ".scrubbed.jsonl"))
+        typer.echo(f"trained on scrubbed data {scrubbed}: propose with --data {scrubbed}", err=True)
+        records = load_jsonl(scrubbed)
+    recipe = train_update(base_dir, base, records, out, lora=lora, epochs=epochs, seed=seed)
     typer.echo(f"wrote {'LoRA adapter' if lora else 'model'} to {out} (final loss {recipe['final_loss']:.3f})")
 
 
@@ -168,6 +181,7 @@ def demo(
 
 
 cli_ledger.register(app)
+cli_audits.register(app)
 
 
 def _quiet() -> None:

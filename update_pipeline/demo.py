@@ -105,7 +105,7 @@ def run_demo(store: Store, quiet: bool = False) -> dict[str, Any]:
                         "gates_run": [g["name"] for g in report["gates"]]})
     champion = _promote_clean(store, results, say)
     summary = {"home": str(store.home), "proposals": results, "champion": champion,
-               "gates_not_yet_available": ["pii", "poisoning", "regression"]}
+               "gates_not_yet_available": ["poisoning", "regression"]}
     if not quiet:
         _print(summary)
     return summary

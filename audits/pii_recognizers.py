@@ -1,0 +1,138 @@
+"""Presidio recognizers that close the gaps of Presidio's defaults.
+
+- ``StreetAddressRecognizer``: house number, street name and suffix, optional unit, city, postcode;
+- ``FastPhoneRecognizer``: international and national formats, found by a cheap pattern and
+  confirmed with ``phonenumbers`` (Presidio's default phone recognizer is the slowest part of a scan);
+- ``ContextNameRecognizer``: names in context (sign-offs, "my name is", greetings, titles, speaker labels);
+- ``SecretRecognizer``: API keys, tokens, passwords in assignments and private-key blocks.
+
+Each is an ordinary Presidio ``EntityRecognizer``: add it to any ``RecognizerRegistry``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from presidio_analyzer import EntityRecognizer, RecognizerResult
+
+
+class RegexRecognizer(EntityRecognizer):
+    """Case-sensitive regex recognizer; a named group ``value`` narrows the span to it."""
+
+    PATTERNS: tuple[tuple[str, re.Pattern[str], float], ...] = ()
+    NEEDS: re.Pattern[str] | None = None  # a cheap pre-filter: skip texts without it
+
+    def load(self) -> None:  # nothing to load
+        pass
+
+    def _accept(self, entity: str, value: str) -> bool:
+        return True
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[RecognizerResult]:
+        if self.NEEDS is not None and not self.NEEDS.search(text):
+            return []
+        out = []
+        for entity, pattern, score in self.PATTERNS:
+            if entities and entity not in entities:
+                continue
+            for m in pattern.finditer(text):
+                start, end = m.span("value") if "value" in pattern.groupindex else m.span()
+                if end > start and self._accept(entity, text[start:end]):
+                    out.append(RecognizerResult(entity, start, end, score,
+                                                recognition_metadata={"recognizer_name": self.name}))
+        return out
+
+
+_SUFFIX = (r"(?:Street|St|Road|Rd|Avenue|Ave|Lane|Ln|Way|Drive|Dr|Boulevard|Blvd|Court|Ct|Place|Pl|Terrace|"
+           r"Close|Crescent|Square|Sq|Highway|Hwy|Parkway|Pkwy|Row|Walk|Hill|Gardens|Grove|Mews)")
+_ADDRESS = re.compile(
+    r"\b\d{1,5}[A-Za-z]?,?\s+(?:[A-Z][A-Za-z'’.-]+\s+){1,4}" + _SUFFIX + r"\b\.?"
+    r"(?:,?\s+(?:Apt|Apartment|Suite|Unit|Flat|Fl)\.?\s*#?\w+)?"
+    r"(?:,\s*[A-Z][a-z][A-Za-z.-]*(?:\s[A-Z][a-z][A-Za-z.-]*){0,2})?"
+    r"(?:,?\s+(?:[A-Z]{2}\s+)?\d{5}(?:-\d{4})?|,?\s+[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2})?")
+
+
+class StreetAddressRecognizer(RegexRecognizer):
+    PATTERNS = (("STREET_ADDRESS", _ADDRESS, 0.85),)
+    NEEDS = re.compile(r"\d")
+
+    def __init__(self) -> None:
+        super().__init__(supported_entities=["STREET_ADDRESS"], name="StreetAddressRecognizer")
+
+
+_PHONE = re.compile(r"(?<![\w.+/-])(?P<value>(?:\+|00)?\d{1,4}?[\s.-]?(?:\(\d{1,5}\)[\s.-]?)?"
+                    r"\d{2,5}(?:[\s.-]\d{2,5}){0,4}\d?)(?![\w/-]|\.\d)")
+
+
+class FastPhoneRecognizer(RegexRecognizer):
+    PATTERNS = (("PHONE_NUMBER", _PHONE, 0.75),)
+    NEEDS = re.compile(r"\d{2}[\s.)-]?\d{2}")
+    REGIONS = ("US", "GB", "DE", "FR", "IN", "AU", "CA", "IE")
+
+    def __init__(self) -> None:
+        super().__init__(supported_entities=["PHONE_NUMBER"], name="FastPhoneRecognizer")
+
+    def _accept(self, entity: str, value: str) -> bool:
+        import phonenumbers
+
+        digits = re.sub(r"\D", "", value)
+        if not 7 <= len(digits) <= 15 or re.fullmatch(r"\d{4}-\d{2}-\d{2}|\d{3}-\d{2}-\d{4}", value):
+            return False
+        if len(digits) >= 13 and not value.startswith(("+", "00")):
+            return False  # card and account numbers
+        number = "+" + value[2:] if value.startswith("00") else value
+        for region in (None,) if number.startswith("+") else self.REGIONS:
+            try:
+                if phonenumbers.is_possible_number(phonenumbers.parse(number, region)):
+                    return True
+            except phonenumbers.NumberParseException:
+                continue
+        return False
+
+
+_NAME = r"(?P<value>[A-Z][a-z]+(?:[-'][A-Z][a-z]+)?(?:\s(?:[A-Z]\.\s)?[A-Z][a-z]+(?:[-'][A-Z][a-z]+)?){0,2})"
+_NAME_CONTEXTS = (
+    (r"\b(?:[Mm]y name is|[Mm]y name's|[Tt]his is|[Cc]all me|[Nn]ame:)\s+" + _NAME, 0.85),
+    (r"\b(?:Dear|Hi|Hello|Hey)\s+" + _NAME + r"\s*[,!:]", 0.8),
+    (r"\b(?:Thanks|Thank you|Regards|Best regards|Kind regards|Best|Cheers|Sincerely|Yours),?\s*\n?\s*"
+     + _NAME + r"\s*(?:$|[.\n])", 0.8),
+    (r"\b(?:Mr|Mrs|Ms|Miss|Dr|Prof)\.?\s+" + _NAME, 0.85),
+    (r"\b(?:[Cc]ustomer|[Cc]lient|[Pp]atient|[Ee]mployee|[Cc]aller|[Cc]ontact)\s+" + _NAME, 0.7),
+    (r"(?m)^" + _NAME + r":\s", 0.7),
+)
+_NOT_NAMES = {"Q", "A", "User", "Assistant", "System", "Customer", "Agent", "Note", "Ticket", "The", "Sure",
+              "Yes", "No", "Please", "Hello", "Thanks"}
+
+
+class ContextNameRecognizer(RegexRecognizer):
+    PATTERNS = tuple(("PERSON", re.compile(p), s) for p, s in _NAME_CONTEXTS)
+
+    def __init__(self) -> None:
+        super().__init__(supported_entities=["PERSON"], name="ContextNameRecognizer")
+
+    def _accept(self, entity: str, value: str) -> bool:
+        return value.split()[0] not in _NOT_NAMES
+
+
+_SECRETS = (
+    r"\bAKIA[0-9A-Z]{16}\b",
+    r"\bgh[pousr]_[A-Za-z0-9]{36,}\b",
+    r"\bsk-(?:proj-|live-|test-)?[A-Za-z0-9_-]{20,}\b",
+    r"\bxox[baprs]-[A-Za-z0-9-]{10,}\b",
+    r"\bAIza[0-9A-Za-z_-]{35}\b",
+    r"-----BEGIN (?:RSA |EC |DSA |OPENSSH |PGP |ENCRYPTED )?PRIVATE KEY(?: BLOCK)?-----[\s\S]+?"
+    r"-----END (?:RSA |EC |DSA |OPENSSH |PGP |ENCRYPTED )?PRIVATE KEY(?: BLOCK)?-----",
+    r"(?i:\b(?:api[_-]?key|secret|token|passw(?:or)?d|pwd)\b)\s*[:=]\s*['\"]?(?P<value>[^\s'\"]{8,})",
+)
+
+
+class SecretRecognizer(RegexRecognizer):
+    PATTERNS = tuple(("SECRET", re.compile(p), 0.95) for p in _SECRETS)
+
+    def __init__(self) -> None:
+        super().__init__(supported_entities=["SECRET"], name="SecretRecognizer")
+
+
+def weightgate_recognizers() -> list[EntityRecognizer]:
+    return [StreetAddressRecognizer(), FastPhoneRecognizer(), ContextNameRecognizer(), SecretRecognizer()]

@@ -1,0 +1,89 @@
+"""Commands that run one audit on its own: ``weightgate pii scan|scrub``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from update_pipeline import _cli_shared as shared
+
+pii_app = typer.Typer(no_args_is_help=True, help="Find or scrub personal data in update data (Presidio).")
+PolicyOpt = Annotated[Path | None, typer.Option("--policy", help="Policy whose pii options to use "
+                                                "[default: the store's, else the shipped default].")]
+
+
+def pii_config(policy: Path | None):  # noqa: ANN201
+    """The pii gate's options from a policy file, the store's policy, or the shipped default."""
+    import policies
+    from audits.pii_engine import PiiConfig
+    from audits.registry import load_policy
+
+    store = shared.store()
+    path = policy or (store.policy_path if store.policy_path.is_file() else policies.path("default"))
+    options = load_policy(path).gates.get("pii")
+    return PiiConfig(**options) if options is not None else PiiConfig()
+
+
+def pseudonym_key() -> bytes:
+    """WEIGHTGATE_PSEUDONYM_KEY if set (to keep stand-ins stable across runs), else a fresh random key."""
+    value = os.environ.get("WEIGHTGATE_PSEUDONYM_KEY")
+    return value.encode() if value else os.urandom(32)
+
+
+@pii_app.command("scan")
+def pii_scan(
+    file: Path,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
+    policy: PolicyOpt = None,
+) -> None:
+    """Report personal data per record: type, field and character offsets, never the values."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from audits.pii_engine import scan, summary
+    from governance.data import load_jsonl
+
+    records = load_jsonl(file)
+    found = scan(records, pii_config(policy))
+    result = {"records": [{"id": r.id, "findings": [f.to_dict() for f in fs]} for r, fs in zip(records, found,
+                                                                                                strict=True)],
+              "summary": summary(records, found)}
+    if as_json:
+        shared.emit(result)
+        return
+    s = result["summary"]
+    table = Table("entity type", "findings",
+                  title=f"{s['records_with_pii']} of {s['records']} records hold personal data")
+    for etype, n in sorted(s["by_entity_type"].items(), key=lambda kv: -kv[1]):
+        table.add_row(etype, str(n))
+    Console().print(table)
+
+
+@pii_app.command("scrub")
+def pii_scrub(
+    file: Path,
+    out: Annotated[Path, typer.Option(help="Where to write the scrubbed JSONL.")],
+    placeholders: Annotated[bool, typer.Option(help="Plain <TYPE> placeholders instead of keyed pseudonyms.")] = False,
+    policy: PolicyOpt = None,
+) -> None:
+    """Replace personal data with typed stand-ins (the same value gets the same stand-in), then re-scan."""
+    from audits.pii_engine import scan, scrub_records
+    from governance.data import load_jsonl
+    from update_pipeline.world import write_jsonl
+
+    cfg = pii_config(policy)
+    records = load_jsonl(file)
+    if out.resolve() == file.resolve():
+        raise typer.BadParameter("--out must differ from the input file")
+    write_jsonl(scrub_records(records, cfg, None if placeholders else pseudonym_key()), out)
+    residual = sum(1 for fs in scan(load_jsonl(out), cfg) if fs)
+    typer.echo(f"wrote {out}: {len(records)} records; residual records with personal data: {residual}")
+    if residual:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(pii_app, name="pii")
