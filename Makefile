@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(PY) -m pip install --quiet -c requirements/constraints.txt -e '.[bench]'
 	$(PY) bench/hash_bench.py
 	$(PY) bench/ledger_bench.py
+	$(PY) bench/pii_bench.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

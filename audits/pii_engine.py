@@ -11,7 +11,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,6 +102,33 @@ def _names() -> Any:
     return ContextNameRecognizer()
 
 
+_TWO_CAPITALS = re.compile(r"[A-Z][a-z'’-]+\s+(?:[A-Z]\.\s+)?[A-Z][a-z]")
+
+
+def _artifacts(eng: Any, texts: list[str], cfg: PiiConfig) -> Iterator[Any]:
+    """NLP artifacts per text, in order. NER runs, batched, only where it can matter: a lone
+    capitalized word from NER is never reported (see _calibrate), so texts without two adjacent
+    capitalized words only get tokenized. Lemmas are the lower-cased tokens, which is what
+    Presidio's context enhancement needs; the tagger and lemmatizer are not run."""
+    nlp = eng.nlp_engine
+    spacy_nlp = nlp.nlp["en"]
+    need = [i for i, t in enumerate(texts) if "PERSON" in cfg.entities and _TWO_CAPITALS.search(t)]
+    docs = dict(zip(need, spacy_nlp.pipe([texts[i] for i in need], batch_size=cfg.batch_size), strict=True))
+    from presidio_analyzer.nlp_engine import NlpArtifacts
+    from spacy.attrs import IDX, LOWER
+
+    strings, stop = spacy_nlp.vocab.strings, spacy_nlp.Defaults.stop_words
+    for i, text in enumerate(texts):
+        doc = docs.pop(i, None) or spacy_nlp.make_doc(text)
+        arr = doc.to_array([IDX, LOWER])  # column reads: no Token objects
+        lemmas = [strings[int(h)] for h in arr[:, 1]]
+        entities, scores = nlp._get_updated_entities(nlp._get_entities(doc), nlp._get_scores_for_entities(doc))
+        artifacts = NlpArtifacts(entities, doc, arr[:, 0].tolist(), [], nlp, "en", scores)
+        artifacts.lemmas = lemmas
+        artifacts.keywords = [w for w in lemmas if w not in stop and w[:1].isalnum()]
+        yield artifacts
+
+
 def scan(records: Sequence[DataRecord], cfg: PiiConfig) -> list[list[PiiFinding]]:
     """Findings per record, in record order."""
     from rich.console import Console
@@ -112,8 +140,7 @@ def scan(records: Sequence[DataRecord], cfg: PiiConfig) -> list[list[PiiFinding]
     texts = [t for _, _, t in items]
     with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("scanning for personal data", total=len(items))
-        batches = eng.nlp_engine.process_batch(texts, language="en", batch_size=cfg.batch_size)
-        for (i, field, text), (_, artifacts) in zip(items, batches, strict=True):
+        for (i, field, text), artifacts in zip(items, _artifacts(eng, texts, cfg), strict=True):
             results = eng.analyze(text, language="en", entities=cfg.entities, nlp_artifacts=artifacts,
                                   allow_list=cfg.allow_list or None)
             if "PERSON" in cfg.entities:

@@ -4,7 +4,8 @@
 - ``FastPhoneRecognizer``: international and national formats, found by a cheap pattern and
   confirmed with ``phonenumbers`` (Presidio's default phone recognizer is the slowest part of a scan);
 - ``ContextNameRecognizer``: names in context (sign-offs, "my name is", greetings, titles, speaker labels);
-- ``SecretRecognizer``: API keys, tokens, passwords in assignments and private-key blocks.
+- ``SecretRecognizer``: API keys, tokens, passwords in assignments and private-key blocks;
+- ``LuhnCardRecognizer``: card numbers of any issuer, checked with Luhn.
 
 Each is an ordinary Presidio ``EntityRecognizer``: add it to any ``RecognizerRegistry``.
 """
@@ -44,13 +45,25 @@ class RegexRecognizer(EntityRecognizer):
         return out
 
 
-_SUFFIX = (r"(?:Street|St|Road|Rd|Avenue|Ave|Lane|Ln|Way|Drive|Dr|Boulevard|Blvd|Court|Ct|Place|Pl|Terrace|"
-           r"Close|Crescent|Square|Sq|Highway|Hwy|Parkway|Pkwy|Row|Walk|Hill|Gardens|Grove|Mews)")
+_SUFFIXES = (
+    "Alley Annex Arcade Avenue Ave Bayou Beach Bend Bluffs? Bottom Boulevard Blvd Branch Bridge Brooks? Burgs? "
+    "Bypass Camp Canyon Cape Causeway Centers? Circles? Cir Cliffs? Close Club Commons? Corners? Course Courts? Ct "
+    "Coves? Creek Crescent Crest Crossing Crossroad Curve Dale Dam Divide Drives? Dr Estates? Expressway "
+    "Extensions? Falls? Ferry Fields? Flats? Fords? Forest Forges? Forks? Fort Freeway Gardens? Gateway Glens? "
+    "Greens? Groves? Harbou?rs? Haven Heights Highway Hwy Hills? Hollow Inlet Islands? Isle Junctions? Keys? "
+    "Knolls? Lakes? Land Landing Lane Ln Lights? Loaf Locks? Lodge Loop Mall Manors? Meadows? Mews Mills? "
+    "Mission Motorway Mount Mountains? Neck Orchard Oval Overpass Parks? Parkways? Pkwy Pass Passage Path Pike "
+    "Pines? Place Pl Plains? Plaza Points? Ports? Prairie Radial Ramp Ranch Rapids? Rest Ridges? River Roads? "
+    "Rd Route Row Rue Run Shoals? Shores? Skyway Springs? Spurs? Squares? Sq Station Stravenue Stream Streets? "
+    "St Summit Terrace Throughway Trace Track Trafficway Trail Trailer Tunnel Turnpike Underpass Unions? "
+    "Valleys? Via Viaduct Views? Villages? Ville Vista Walks? Wall Ways? Wells?").split()
+_SUFFIX = "(?:" + "|".join(_SUFFIXES) + ")"
+_SEP = r"(?:,\s*|\s*\n\s*|\s+)"
 _ADDRESS = re.compile(
     r"\b\d{1,5}[A-Za-z]?,?\s+(?:[A-Z][A-Za-z'’.-]+\s+){1,4}" + _SUFFIX + r"\b\.?"
     r"(?:,?\s+(?:Apt|Apartment|Suite|Unit|Flat|Fl)\.?\s*#?\w+)?"
-    r"(?:,\s*[A-Z][a-z][A-Za-z.-]*(?:\s[A-Z][a-z][A-Za-z.-]*){0,2})?"
-    r"(?:,?\s+(?:[A-Z]{2}\s+)?\d{5}(?:-\d{4})?|,?\s+[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2})?")
+    r"(?:(?:,\s*|\s*\n\s*)[A-Z][a-z][A-Za-z.-]*(?:\s[A-Z][a-z][A-Za-z.-]*){0,2})?"
+    r"(?:" + _SEP + r"(?:[A-Z]{2}\s+)?\d{5}(?:-\d{4})?\b|" + _SEP + r"[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}\b)?")
 
 
 class StreetAddressRecognizer(RegexRecognizer):
@@ -61,8 +74,8 @@ class StreetAddressRecognizer(RegexRecognizer):
         super().__init__(supported_entities=["STREET_ADDRESS"], name="StreetAddressRecognizer")
 
 
-_PHONE = re.compile(r"(?<![\w.+/-])(?P<value>(?:\+|00)?\d{1,4}?[\s.-]?(?:\(\d{1,5}\)[\s.-]?)?"
-                    r"\d{2,5}(?:[\s.-]\d{2,5}){0,4}\d?)(?![\w/-]|\.\d)")
+_PHONE = re.compile(r"(?<![\w.+/-])(?P<value>(?:(?:\+|00)?\d{1,4}[\s.-]?)??(?:\(\d{1,5}\)[\s.-]?)?"
+                    r"\d{2,5}(?:[\s.-]\d{2,5}){0,4}\d?(?:\s?(?:x|ext\.?)\s?\d{1,5})?)(?![\w/-]|\.\d)")
 
 
 class FastPhoneRecognizer(RegexRecognizer):
@@ -76,6 +89,9 @@ class FastPhoneRecognizer(RegexRecognizer):
     def _accept(self, entity: str, value: str) -> bool:
         import phonenumbers
 
+        if re.fullmatch(r"\d{1,3}(?:\.\d{1,3}){3}", value):
+            return False  # an IPv4 address
+        value = re.split(r"\s?(?:x|ext\.?)\s?(?=\d)", value)[0]
         digits = re.sub(r"\D", "", value)
         if not 7 <= len(digits) <= 15 or re.fullmatch(r"\d{4}-\d{2}-\d{2}|\d{3}-\d{2}-\d{4}", value):
             return False
@@ -91,6 +107,28 @@ class FastPhoneRecognizer(RegexRecognizer):
         return False
 
 
+_CARD = re.compile(r"(?<![\w+-])(?P<value>\d{12,19}|\d{4}[ -]\d{4}[ -]\d{4}[ -]\d{1,7}|\d{4}[ -]\d{6}[ -]\d{4,5})"
+                   r"(?![\w-])")
+
+
+class LuhnCardRecognizer(RegexRecognizer):
+    """12-19 digit card numbers of any issuer that pass the Luhn check (Presidio's defaults know
+    fewer issuer prefixes)."""
+
+    PATTERNS = (("CREDIT_CARD", _CARD, 0.8),)
+    NEEDS = re.compile(r"\d{4}")
+
+    def __init__(self) -> None:
+        super().__init__(supported_entities=["CREDIT_CARD"], name="LuhnCardRecognizer")
+
+    def _accept(self, entity: str, value: str) -> bool:
+        digits = [int(c) for c in value if c.isdigit()]
+        if len(set(digits)) < 3:
+            return False
+        total = sum(d if i % 2 == 0 else (d * 2 - 9 if d > 4 else d * 2) for i, d in enumerate(reversed(digits)))
+        return total % 10 == 0
+
+
 _NAME = r"(?P<value>[A-Z][a-z]+(?:[-'][A-Z][a-z]+)?(?:\s(?:[A-Z]\.\s)?[A-Z][a-z]+(?:[-'][A-Z][a-z]+)?){0,2})"
 _NAME_CONTEXTS = (
     (r"\b(?:[Mm]y name is|[Mm]y name's|[Tt]his is|[Cc]all me|[Nn]ame:)\s+" + _NAME, 0.85),
@@ -100,6 +138,10 @@ _NAME_CONTEXTS = (
     (r"\b(?:Mr|Mrs|Ms|Miss|Dr|Prof)\.?\s+" + _NAME, 0.85),
     (r"\b(?:[Cc]ustomer|[Cc]lient|[Pp]atient|[Ee]mployee|[Cc]aller|[Cc]ontact)\s+" + _NAME, 0.7),
     (r"(?m)^" + _NAME + r":\s", 0.7),
+    (r"\b(?:[Dd]id|[Dd]oes|[Dd]o|[Ww]ill|[Cc]an|[Ss]hould|[Hh]as|[Hh]ad|[Ww]as|[Ii]s)\s+" + _NAME
+     + r"\s+(?:use|live|call|say|pay|want|need|ask|work|sign|send|order|move|get)\b", 0.7),
+    (r"\b(?:[Tt]hat was|[Ww]e met|[Ii] met|[Ss]poke (?:to|with)|[Cc]ontract to|[Ii]nvoice to)\s+" + _NAME, 0.7),
+    (_NAME + r"\s+(?:lives|called|phoned|emailed|wrote|asked|moved|paid|ordered|signed|complained)\b", 0.7),
 )
 _NOT_NAMES = {"Q", "A", "User", "Assistant", "System", "Customer", "Agent", "Note", "Ticket", "The", "Sure",
               "Yes", "No", "Please", "Hello", "Thanks"}
@@ -135,4 +177,5 @@ class SecretRecognizer(RegexRecognizer):
 
 
 def weightgate_recognizers() -> list[EntityRecognizer]:
-    return [StreetAddressRecognizer(), FastPhoneRecognizer(), ContextNameRecognizer(), SecretRecognizer()]
+    return [StreetAddressRecognizer(), FastPhoneRecognizer(), ContextNameRecognizer(), SecretRecognizer(),
+            LuhnCardRecognizer()]
