@@ -30,7 +30,8 @@ class GateConfig(BaseModel):
 
 @dataclass(frozen=True)
 class GateContext:
-    """What a gate may read. Models are materialized on first use by the runner."""
+    """What a gate may read. ``base_dir()`` and ``candidate_dir()`` are model folders made on first
+    use: the base, and the full model the update would make (LoRA and delta updates applied)."""
 
     proposal: Proposal
     records: tuple[DataRecord, ...]

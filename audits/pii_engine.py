@@ -35,6 +35,11 @@ class PiiConfig(GateConfig):
     max_records_with_pii: int = Field(0, ge=0, description="more records with findings than this fails the gate")
     batch_size: int = Field(64, ge=1)
     scrub_before_training: bool = Field(True, description="weightgate train scrubs its data first")
+    memorization_probe: bool = Field(True, description="prompt the models with the text before each value")
+    max_probes: int = Field(200, ge=1)
+    max_leaks: int = Field(0, ge=0, description="values the candidate reproduces and the base does not")
+    max_canary_exposure: float = Field(6.0, ge=0, description="bits; log2(candidates) is the maximum")
+    canary_candidates: int = Field(1000, ge=10)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ from typing import Any
 
 from audits.base import GateContext
 from audits.registry import build_gates, load_policy
-from governance.blobs import BlobStore
 from governance.data import load_jsonl
 from governance.errors import VerificationError
 from governance.keys import KeyRing
@@ -29,6 +28,7 @@ from governance.signing import canonical_json, sign_envelope, statement
 from governance.store import Store
 from update_pipeline import refs
 from update_pipeline.hashing import sha256_files
+from update_pipeline.versions import proposal_result
 
 
 @dataclass(frozen=True)
@@ -48,10 +48,10 @@ def _base_dir(store: Store, proposal: Proposal, tracking_uri: str | None) -> Pat
     return folder
 
 
-def _candidate_dir(store: Store, proposal: Proposal) -> Path:
-    cand = proposal.manifest["candidate"]
+def _result_dir(store: Store, proposal: Proposal, base_dir: Path) -> Path:
+    """The full model the update would make (for LoRA and delta updates: the base with it applied)."""
     dest = Path(tempfile.mkdtemp(prefix=f"{proposal.id}-", dir=store.cache_dir))
-    return BlobStore(store.blobs_dir).materialize({**cand["files"], **cand["config_files"]}, dest)
+    return proposal_result(store, proposal, base_dir, dest / "model")
 
 
 def _kind_result(proposal: Proposal, allowed: list[str]) -> GateResult:
@@ -67,16 +67,16 @@ def check(store: Store, ref: str, policy_path: Path | None = None, tracking_uri:
     proposal = proposals.load(ref)
     policy = load_policy(policy_path or store.policy_path)
     gates = build_gates(policy)
-    candidate = functools.cache(lambda: _candidate_dir(store, proposal))
+    base = functools.cache(lambda: _base_dir(store, proposal, tracking_uri))
+    candidate = functools.cache(lambda: _result_dir(store, proposal, base()))
     records = load_jsonl(proposal.data_path, allow_empty=proposal.manifest.get("origin") is not None)
-    ctx = GateContext(proposal, tuple(records),
-                      functools.cache(lambda: _base_dir(store, proposal, tracking_uri)), candidate)
+    ctx = GateContext(proposal, tuple(records), base, candidate)
     results = [_kind_result(proposal, list(policy.allowed_update_kinds))]
     try:
         results += [gate.run(ctx) for gate in gates]
     finally:
         if candidate.cache_info().currsize:
-            shutil.rmtree(candidate(), ignore_errors=True)
+            shutil.rmtree(candidate().parent, ignore_errors=True)
     report = Report(proposal.id, proposal.manifest_digest, policy.name, policy.digest, tuple(results),
                     round(time.time(), 3)).to_dict()
     key, info = keys.gate_key()
