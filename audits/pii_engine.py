@@ -55,7 +55,7 @@ class PiiConfig(GateConfig):
     extra_recognizers: list[ExtraRecognizer] = Field(default_factory=list)
     fields: list[str] = Field(default_factory=lambda: ["text", "prompt", "completion"])
     max_records_with_pii: int = Field(0, ge=0, description="more records with findings than this fails the gate")
-    batch_size: int = Field(64, ge=1)
+    batch_size: int = Field(256, ge=1)
     scrub_before_training: bool = Field(True, description="weightgate train scrubs its data first")
     memorization_probe: bool = Field(True, description="prompt the models with the text before each value")
     max_probes: int = Field(200, ge=1)
@@ -107,7 +107,11 @@ def engine(spacy_model: str = SPACY_MODEL, extra_json: str = "[]") -> Any:
         if r.name != "ContextNameRecognizer":  # run beside the analyzer: see scan()
             registry.add_recognizer(r)
     spacy_nlp = nlp.nlp["en"]
-    spacy_nlp.select_pipes(enable=[p for p in ("tok2vec", "ner") if p in spacy_nlp.pipe_names])
+    keep = ["ner"]  # the small English model's NER embeds on its own; keep tok2vec only if NER listens to it
+    shared = spacy_nlp.get_pipe("tok2vec") if "tok2vec" in spacy_nlp.pipe_names else None
+    if "ner" in getattr(shared, "listening_components", []):
+        keep.insert(0, "tok2vec")
+    spacy_nlp.select_pipes(enable=[p for p in keep if p in spacy_nlp.pipe_names])
     return AnalyzerEngine(nlp_engine=nlp, registry=registry, supported_languages=["en"])
 
 
