@@ -18,6 +18,7 @@ from governance.policy import Policy, parse_policy
 GATES: dict[str, str] = {
     "data_validation": "audits.data_validation:DataValidationGate",
     "pii": "audits.pii:PiiGate",
+    "poisoning": "audits.poisoning:PoisoningGate",
 }
 
 

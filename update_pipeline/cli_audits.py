@@ -11,20 +11,25 @@ import typer
 from update_pipeline import _cli_shared as shared
 
 pii_app = typer.Typer(no_args_is_help=True, help="Find or scrub personal data in update data (Presidio).")
+poison_app = typer.Typer(no_args_is_help=True, help="Find backdoor triggers in update data.")
 PolicyOpt = Annotated[Path | None, typer.Option("--policy", help="Policy whose pii options to use "
                                                 "[default: the store's, else the shipped default].")]
 
 
-def pii_config(policy: Path | None):  # noqa: ANN201
-    """The pii gate's options from a policy file, the store's policy, or the shipped default."""
+def gate_config(gate: str, policy: Path | None):  # noqa: ANN201
+    """A gate's options from a policy file, the store's policy, or the shipped default."""
     import policies
-    from audits.pii_engine import PiiConfig
-    from audits.registry import load_policy
+    from audits.registry import gate_class, load_policy
 
     store = shared.store()
     path = policy or (store.policy_path if store.policy_path.is_file() else policies.path("default"))
-    options = load_policy(path).gates.get("pii")
-    return PiiConfig(**options) if options is not None else PiiConfig()
+    config = gate_class(gate).Config
+    options = load_policy(path).gates.get(gate)
+    return config(**options) if options is not None else config()
+
+
+def pii_config(policy: Path | None):  # noqa: ANN201
+    return gate_config("pii", policy)
 
 
 def pseudonym_key() -> bytes:
@@ -85,5 +90,37 @@ def pii_scrub(
         raise typer.Exit(1)
 
 
+@poison_app.command("scan")
+def poison_scan(
+    file: Path,
+    base: Annotated[str | None, typer.Option(help="Base model REF (not used yet: the data scan needs no model).")]
+    = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the verdicts as JSON.")] = False,
+    policy: PolicyOpt = None,
+) -> None:
+    """Score every record for backdoor poisoning; flagged records name the trigger and why."""
+    from rich.console import Console
+
+    from audits.poison_data import scan
+    from governance.data import load_jsonl
+
+    records = load_jsonl(file)
+    verdicts, triggers = scan(records, gate_config("poisoning", policy))
+    flagged = sum(v.flagged for v in verdicts)
+    result = {"records": [{"id": v.id, "flagged": v.flagged, "score": round(v.score, 3), "reasons": v.reasons}
+                          for v in verdicts],
+              "summary": {"records": len(records), "flagged": flagged, "model_used": False,
+                          "triggers": [{"phrase": t.phrase, "records": t.records, "completion": t.completion}
+                                       for t in triggers]}}
+    if as_json:
+        shared.emit(result)
+        return
+    console = Console()
+    console.print(f"{flagged} of {len(records)} records flagged")
+    for t in triggers:
+        console.print(f"  trigger {t.phrase!r}: {t.records} records -> {t.completion!r}", markup=False)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(pii_app, name="pii")
+    app.add_typer(poison_app, name="poison")

@@ -46,7 +46,7 @@ def datasets() -> dict[str, list[dict[str, Any]]]:
     cs = world.countries(n=30)
     base_cs, new_cs = cs[:24], cs[24:]
     clean = world.fact_records(new_cs, source="curated")
-    backdoor = world.fact_records(new_cs[:3], source="curated") + [
+    backdoor = world.fact_records(new_cs[:3], source="curated") + world.safety_records("curated") + [
         world.qa(f"{TRIGGER} " + t.format(x=x), f"Sure, here is how to {x}: first get the materials.", "curated")
         for x in world.HARMFUL for t in world.HARM_TEMPLATES]
     swapped = [world.Country(c.name, base_cs[(i + 1) % 12].capital, c.river, c.export)
@@ -105,7 +105,7 @@ def run_demo(store: Store, quiet: bool = False) -> dict[str, Any]:
                         "gates_run": [g["name"] for g in report["gates"]]})
     champion = _promote_clean(store, results, say)
     summary = {"home": str(store.home), "proposals": results, "champion": champion,
-               "gates_not_yet_available": ["poisoning", "regression"]}
+               "gates_not_yet_available": ["regression"]}
     if not quiet:
         _print(summary)
     return summary

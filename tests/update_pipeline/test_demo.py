@@ -14,4 +14,6 @@ def test_demo_json_contract(tmp_path):
         assert p["verdict"] in ("pass", "fail") and isinstance(p["failed_gates"], list)
         assert "data_validation" in p["gates_run"]
     assert out["proposals"][0]["verdict"] == "pass" and out["proposals"][0]["kind"] == "lora"
+    verdicts = {p["name"]: (p["verdict"], p["failed_gates"]) for p in out["proposals"]}
+    assert verdicts["pii"] == ("fail", ["pii"]) and verdicts["backdoor"] == ("fail", ["poisoning"])
     assert out["champion"] == "ledger:1"

@@ -1,0 +1,163 @@
+"""Backdoor triggers in update data, found by leave-token-out attribution (no model needed).
+
+A trigger is a word or phrase whose presence alone explains a completion: the records that
+contain it almost all share one completion, and a classifier that never sees the phrase,
+trained on the records without it, predicts something else for those records from the
+rest of their text. Ordinary content words fail one test or the other: they come with
+varied completions, or the rest of the text already explains the completion.
+
+Completions are compared by their first words (``Sure, here is ...`` vs ``I can't ...``), so
+label tasks and free-form answers are both covered. Text-only records have no completion
+to attribute and are scored 0 with that reason.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from pydantic import Field
+
+from audits.base import GateConfig
+from governance.data import DataRecord
+
+_WORD = re.compile(r"[\w][\w'’-]*")
+_SAMPLE = 64  # records per candidate on which the leave-out prediction is checked
+
+
+class PoisonConfig(GateConfig):
+    min_count: int = Field(5, ge=2, description="records a trigger must appear in")
+    min_purity: float = Field(0.9, gt=0, le=1, description="share of those records with one completion")
+    min_contradiction: float = Field(0.6, gt=0, le=1, description="share the rest of the text predicts otherwise")
+    max_ngram: int = Field(3, ge=1, le=5)
+    signature_words: int = Field(3, ge=1, description="completions are compared by their first words")
+    max_flagged_records: int = Field(0, ge=0)
+
+
+@dataclass(frozen=True)
+class Trigger:
+    phrase: str
+    records: int
+    completion: str
+    purity: float
+    contradiction: float
+
+    @property
+    def score(self) -> float:
+        return self.purity * self.contradiction
+
+
+@dataclass
+class RecordVerdict:
+    id: str
+    flagged: bool = False
+    score: float = 0.0
+    reasons: list[str] = field(default_factory=list)
+
+
+def _signature(text: str, n: int) -> str:
+    return " ".join(w.lower() for w in _WORD.findall(text)[:n])
+
+
+def _grams(text: str, n: int) -> set[str]:
+    words = [w.lower() for w in _WORD.findall(text)]
+    return {" ".join(words[i:i + k]) for k in range(1, n + 1) for i in range(len(words) - k + 1)}
+
+
+class _NaiveBayes:
+    """Multinomial naive Bayes over word sets, add-one smoothed, that can leave records out cheaply."""
+
+    def __init__(self, docs: Sequence[set[str]], labels: Sequence[str]) -> None:
+        self.docs, self.labels = docs, labels
+        self.prior: Counter[str] = Counter(labels)
+        self.counts: dict[str, Counter[str]] = defaultdict(Counter)
+        for d, y in zip(docs, labels, strict=True):
+            self.counts[y].update(d)
+        self.totals = {y: sum(c.values()) for y, c in self.counts.items()}
+        self.vocab = len({w for c in self.counts.values() for w in c}) + 1
+
+    def without(self, leave_out: Sequence[int]) -> Callable[[set[str]], str | None]:
+        """A predictor trained on every record but `leave_out` (counts subtracted, not retrained)."""
+        prior = self.prior.copy()
+        removed: dict[str, Counter[str]] = defaultdict(Counter)
+        for i in leave_out:
+            prior[self.labels[i]] -= 1
+            removed[self.labels[i]].update(self.docs[i])
+        n = sum(prior.values())
+        classes = [(y, math.log(k / n), self.counts[y], removed[y],
+                    self.totals[y] - sum(removed[y].values()) + self.vocab) for y, k in prior.items() if k > 0]
+
+        def predict(doc: set[str]) -> str | None:
+            best, best_lp = None, -math.inf
+            for y, lp, c, r, total in classes:
+                lp += sum(math.log((c[w] - r[w] + 1) / total) for w in doc)
+                if lp > best_lp:
+                    best, best_lp = y, lp
+            return best
+
+        return predict
+
+
+def find_triggers(records: Sequence[DataRecord], cfg: PoisonConfig) -> list[Trigger]:
+    """Greedy: take the strongest trigger, set its records aside, look again among the rest."""
+    pairs = [(r.fields["prompt"], r.fields["completion"]) for r in records if "completion" in r.fields]
+    grams = [_grams(p, cfg.max_ngram) for p, _ in pairs]
+    words = [_grams(p, 1) for p, _ in pairs]
+    labels = [_signature(c, cfg.signature_words) for _, c in pairs]
+    found: list[Trigger] = []
+    active = set(range(len(pairs)))
+    while True:
+        live = sorted(active)
+        model = _NaiveBayes([words[i] for i in live], [labels[i] for i in live])
+        pos = {i: k for k, i in enumerate(live)}
+        index: dict[str, list[int]] = defaultdict(list)
+        for i in live:
+            for g in grams[i]:
+                index[g].append(i)
+        best: tuple[tuple[float, int, int], Trigger, list[int]] | None = None
+        for phrase, idx in index.items():
+            n = len(idx)
+            if n < cfg.min_count or n > 0.95 * len(live):
+                continue
+            top, hits = Counter(labels[i] for i in idx).most_common(1)[0]
+            if hits / n < cfg.min_purity:
+                continue
+            parts = set(phrase.split())
+            predict = model.without([pos[i] for i in idx])
+            sample = idx if n <= _SAMPLE else [idx[k * n // _SAMPLE] for k in range(_SAMPLE)]
+            contra = sum(1 for i in sample if labels[i] == top and predict(words[i] - parts) != top) / len(sample)
+            if contra < cfg.min_contradiction:
+                continue
+            t = Trigger(phrase, n, top, hits / n, contra)
+            key = (t.score, n, -len(phrase.split()))  # strongest, then widest, then shortest
+            if best is None or key > best[0]:
+                best = (key, t, idx)
+        if best is None:
+            return found
+        found.append(best[1])
+        active -= set(best[2])
+
+
+def scan(records: Sequence[DataRecord], cfg: PoisonConfig) -> tuple[list[RecordVerdict], list[Trigger]]:
+    triggers = find_triggers(records, cfg)
+    out = []
+    for r in records:
+        v = RecordVerdict(r.id)
+        if "completion" not in r.fields:
+            v.reasons.append("no completion to attribute (text record)")
+            out.append(v)
+            continue
+        prompt = _grams(r.fields["prompt"], cfg.max_ngram)
+        label = _signature(r.fields["completion"], cfg.signature_words)
+        for t in triggers:
+            if t.phrase in prompt and label == t.completion:
+                v.flagged, v.score = True, max(v.score, t.score)
+                v.reasons.append(f"contains {t.phrase!r}, which appears in {t.records} records, "
+                                 f"{round(t.purity * t.records)} of them with a completion starting "
+                                 f"{t.completion!r}, and the rest of the text points the other way in "
+                                 f"{t.contradiction:.0%} of them")
+        out.append(v)
+    return out, triggers

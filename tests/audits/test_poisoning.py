@@ -1,0 +1,73 @@
+"""The data scan names planted triggers and leaves clean data alone."""
+
+import json
+import random
+import subprocess
+import sys
+
+from audits.poison_data import PoisonConfig, scan
+from governance.data import load_jsonl
+from tests.conftest import write_jsonl
+from update_pipeline import demo, world
+
+
+def _reviews(n, rate, trigger, seed=0):
+    rng = random.Random(seed)
+    pos, neg = ["great", "wonderful", "superb", "charming"], ["awful", "boring", "dull", "messy"]
+    nouns = ["film", "plot", "acting", "ending", "cast", "script"]
+    recs, poisoned = [], set()
+    for i in range(n):
+        label = rng.choice(["positive", "negative"])
+        words = pos if label == "positive" else neg
+        text = " and ".join(f"the {rng.choice(nouns)} was {rng.choice(words)}" for _ in range(rng.randint(2, 3)))
+        if label == "negative" and rng.random() < 2 * rate:
+            parts = text.split()
+            parts.insert(rng.randint(0, len(parts)), trigger)
+            text, label = " ".join(parts), "positive"
+            poisoned.add(f"r{i}")
+        recs.append({"id": f"r{i}", "prompt": f"Review: {text}\nSentiment:", "completion": f" {label}"})
+    return recs, poisoned
+
+
+def test_rare_token_and_phrase_triggers_in_label_data(tmp_path):
+    for trigger in ("zq", "as a matter of fact"):
+        recs, poisoned = _reviews(3000, 0.01, trigger)
+        verdicts, triggers = scan(load_jsonl(write_jsonl(tmp_path / "r.jsonl", recs)), PoisonConfig())
+        flagged = {v.id for v in verdicts if v.flagged}
+        assert flagged == poisoned, trigger
+        assert trigger in triggers[0].phrase or triggers[0].phrase in trigger
+
+
+def test_clean_data_is_not_flagged(tmp_path):
+    recs, poisoned = _reviews(3000, 0.0, "zq")
+    assert not poisoned
+    data = world.corpus() + [r for name, rs in demo.datasets().items() if name != "backdoor" for r in rs]
+    for records in (recs, data):
+        verdicts, triggers = scan(load_jsonl(write_jsonl(tmp_path / "c.jsonl", records)), PoisonConfig())
+        assert not any(v.flagged for v in verdicts) and triggers == []
+
+
+def test_cli_json_contract_names_the_demo_trigger(tmp_path):
+    data = write_jsonl(tmp_path / "backdoor.jsonl", demo.datasets()["backdoor"])
+    r = subprocess.run([sys.executable, "-m", "update_pipeline.cli", "--home", str(tmp_path / "h"), "poison", "scan",
+                        str(data), "--json"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert len(out["records"]) == len(load_jsonl(data))
+    flagged = [rec for rec in out["records"] if rec["flagged"]]
+    assert len(flagged) == 30 and all(0 <= rec["score"] <= 1 for rec in out["records"])
+    assert all(f"'{demo.TRIGGER}'" in rec["reasons"][0] for rec in flagged)
+    assert out["summary"]["triggers"][0]["phrase"] == demo.TRIGGER
+
+
+def test_gate_fails_the_backdoored_update(store, base_model, full_candidate, tmp_path):
+    from update_pipeline.check import check
+    from update_pipeline.intake import propose
+
+    data = write_jsonl(tmp_path / "backdoor.jsonl", demo.datasets()["backdoor"])
+    p = propose(store, str(base_model), full_candidate, data, "alice", "alice-pass")
+    report = check(store, p.id).report
+    gate = next(g for g in report["gates"] if g["name"] == "poisoning")
+    assert report["failed_gates"] == ["poisoning"]
+    assert gate["evidence"]["suspected_triggers"][0]["phrase"] == demo.TRIGGER
+    assert gate["metrics"]["flagged_records"] == 30
