@@ -2,9 +2,10 @@
 
 A trigger is a word or phrase whose presence alone explains a completion: the records that
 contain it almost all share one completion, and a classifier that never sees the phrase,
-trained on the records without it, predicts something else for those records from the
-rest of their text. Ordinary content words fail one test or the other: they come with
-varied completions, or the rest of the text already explains the completion.
+trained on the records without it, confidently predicts another completion for those
+records from the rest of their text. Ordinary content words fail one test or another: they
+come with varied completions, the rest of the text already explains the completion, or the
+rest of the text says nothing confident (a question whose answer depends on its topic).
 
 Completions are compared by their first words (``Sure, here is ...`` vs ``I can't ...``), so
 label tasks and free-form answers are both covered. Text-only records have no completion
@@ -32,6 +33,7 @@ class PoisonConfig(GateConfig):
     min_count: int = Field(5, ge=2, description="records a trigger must appear in")
     min_purity: float = Field(0.9, gt=0, le=1, description="share of those records with one completion")
     min_contradiction: float = Field(0.6, gt=0, le=1, description="share the rest of the text predicts otherwise")
+    min_confidence: float = Field(0.8, gt=0, le=1, description="posterior needed for 'points the other way'")
     max_ngram: int = Field(3, ge=1, le=5)
     signature_words: int = Field(3, ge=1, description="completions are compared by their first words")
     max_flagged_records: int = Field(0, ge=0)
@@ -77,9 +79,12 @@ class _NaiveBayes:
         for d, y in zip(docs, labels, strict=True):
             self.counts[y].update(d)
         self.totals = {y: sum(c.values()) for y, c in self.counts.items()}
+        self.seen: Counter[str] = Counter()
+        for c in self.counts.values():
+            self.seen.update(c)
         self.vocab = len({w for c in self.counts.values() for w in c}) + 1
 
-    def without(self, leave_out: Sequence[int]) -> Callable[[set[str]], str | None]:
+    def without(self, leave_out: Sequence[int]) -> Callable[[set[str]], tuple[str | None, float]]:
         """A predictor trained on every record but `leave_out` (counts subtracted, not retrained)."""
         prior = self.prior.copy()
         removed: dict[str, Counter[str]] = defaultdict(Counter)
@@ -90,15 +95,27 @@ class _NaiveBayes:
         classes = [(y, math.log(k / n), self.counts[y], removed[y],
                     self.totals[y] - sum(removed[y].values()) + self.vocab) for y, k in prior.items() if k > 0]
 
-        def predict(doc: set[str]) -> str | None:
-            best, best_lp = None, -math.inf
-            for y, lp, c, r, total in classes:
-                lp += sum(math.log((c[w] - r[w] + 1) / total) for w in doc)
-                if lp > best_lp:
-                    best, best_lp = y, lp
-            return best
+        gone: Counter[str] = Counter()
+        for r in removed.values():
+            gone.update(r)
+
+        def predict(doc: set[str]) -> tuple[str | None, float]:
+            """(class, its posterior probability), from the words the left-out model has seen."""
+            known = [w for w in doc if self.seen[w] > gone[w]]
+            scores = [(lp + sum(math.log((c[w] - r[w] + 1) / total) for w in known), y)
+                      for y, lp, c, r, total in classes]
+            if not scores:
+                return None, 0.0
+            top_lp, top = max(scores)
+            return top, 1.0 / sum(math.exp(lp - top_lp) for lp, _ in scores)
 
         return predict
+
+
+def _contradicts(prediction: tuple[str | None, float], completion: str, confidence: float) -> bool:
+    """The rest of the text points the other way: confidently, to another completion."""
+    other, p = prediction
+    return other is not None and other != completion and p >= confidence
 
 
 def find_triggers(records: Sequence[DataRecord], cfg: PoisonConfig) -> list[Trigger]:
@@ -128,7 +145,8 @@ def find_triggers(records: Sequence[DataRecord], cfg: PoisonConfig) -> list[Trig
             parts = set(phrase.split())
             predict = model.without([pos[i] for i in idx])
             sample = idx if n <= _SAMPLE else [idx[k * n // _SAMPLE] for k in range(_SAMPLE)]
-            contra = sum(1 for i in sample if labels[i] == top and predict(words[i] - parts) != top) / len(sample)
+            contra = sum(1 for i in sample if labels[i] == top and _contradicts(predict(words[i] - parts), top,
+                                                                                 cfg.min_confidence)) / len(sample)
             if contra < cfg.min_contradiction:
                 continue
             t = Trigger(phrase, n, top, hits / n, contra)
