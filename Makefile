@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(PY) bench/hash_bench.py
 	$(PY) bench/ledger_bench.py
 	$(PY) bench/pii_bench.py
+	$(PY) bench/poison_bench.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
