@@ -7,7 +7,9 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from governance.errors import InputError, UsageError, VerificationError
 
@@ -27,47 +29,44 @@ class BlobStore:
     def has(self, digest: str) -> bool:
         return self.path(digest).is_file()
 
-    def put_file(self, src: Path, digest: str) -> Path:
-        """Copy `src` in under `digest`, hashing while copying; refuse if the bytes differ."""
-        dest = self.path(digest)
-        if dest.is_file():
-            return dest
+    def _store(self, dest: Path, write: Callable[[BinaryIO], None]) -> None:
+        """Write through a temporary file, fsync, make read-only, rename into place."""
         dest.parent.mkdir(parents=True, exist_ok=True)
-        h = hashlib.sha256()
         fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-")
         try:
-            with open(src, "rb") as fin, os.fdopen(fd, "wb") as fout:
-                while chunk := fin.read(_CHUNK):
-                    h.update(chunk)
-                    fout.write(chunk)
-                fout.flush()
-                os.fsync(fout.fileno())
-            if h.hexdigest() != digest:
-                raise InputError(f"{src}: changed while it was being stored (sha256 differs)")
+            with os.fdopen(fd, "wb") as fh:
+                write(fh)
+                fh.flush()
+                os.fsync(fh.fileno())
             os.chmod(tmp, 0o444)
             os.replace(tmp, dest)
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
+
+    def put_file(self, src: Path, digest: str) -> Path:
+        """Copy `src` in under `digest`, hashing while copying; refuse if the bytes differ."""
+        dest = self.path(digest)
+        if dest.is_file():
+            return dest
+
+        def copy(out: BinaryIO) -> None:
+            h = hashlib.sha256()
+            with open(src, "rb") as fin:
+                while chunk := fin.read(_CHUNK):
+                    h.update(chunk)
+                    out.write(chunk)
+            if h.hexdigest() != digest:
+                raise InputError(f"{src}: changed while it was being stored (sha256 differs)")
+
+        self._store(dest, copy)
         return dest
 
     def put_bytes(self, data: bytes) -> str:
         """Store bytes; returns their sha256 (the blob's name)."""
         digest = hashlib.sha256(data).hexdigest()
-        dest = self.path(digest)
-        if not dest.is_file():
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-")
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.chmod(tmp, 0o444)
-                os.replace(tmp, dest)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+        if not self.path(digest).is_file():
+            self._store(self.path(digest), lambda out: out.write(data))
         return digest
 
     def read(self, digest: str, verify: bool = True) -> bytes:

@@ -48,6 +48,17 @@ class Proposal:
         return sorted((self.dir / "reports").glob("*.dsse.json"), key=lambda p: int(p.name.split(".")[0]))
 
 
+def _append_file(folder: Path, suffix: str, data: bytes) -> Path:
+    """Write the next numbered envelope in `folder`; never overwrites one."""
+    folder.mkdir(exist_ok=True)
+    n = len(list(folder.glob("*.dsse.json"))) + 1
+    path = folder / f"{n}{suffix}.dsse.json"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    return path
+
+
 def proposal_id(envelope: bytes) -> str:
     return "prop-" + sha256_hex(envelope)[:10]
 
@@ -131,13 +142,7 @@ class ProposalStore:
         tmp.replace(path)
 
     def add_report(self, pid: str, envelope: bytes) -> Path:
-        rdir = self.root / pid / "reports"
-        n = len(list(rdir.glob("*.dsse.json"))) + 1
-        path = rdir / f"{n}.dsse.json"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(envelope)
-        return path
+        return _append_file(self.root / pid / "reports", "", envelope)
 
     def latest_report(self, proposal: Proposal) -> tuple[bytes, dict[str, Any]] | None:
         """The newest signed report (envelope bytes, content), verified; None if never checked."""
@@ -151,14 +156,7 @@ class ProposalStore:
         return envelope, body["predicate"]
 
     def add_decision(self, pid: str, by: str, envelope: bytes) -> Path:
-        ddir = self.root / pid / "decisions"
-        ddir.mkdir(exist_ok=True)
-        n = len(list(ddir.glob("*.dsse.json"))) + 1
-        path = ddir / f"{n}-{by}.dsse.json"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(envelope)
-        return path
+        return _append_file(self.root / pid / "decisions", f"-{by}", envelope)
 
     def decisions(self, proposal: Proposal) -> list[tuple[str, bytes]]:
         ddir = proposal.dir / "decisions"
