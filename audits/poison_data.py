@@ -37,6 +37,8 @@ class PoisonConfig(GateConfig):
     max_ngram: int = Field(3, ge=1, le=5)
     signature_words: int = Field(3, ge=1, description="completions are compared by their first words")
     max_flagged_records: int = Field(0, ge=0)
+    behaviour_scan: bool = Field(True, description="insert suspected triggers into held-out prompts")
+    min_flip_lift: float = Field(0.5, gt=0, le=1, description="candidate minus base rate of forced answers")
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class Trigger:
     completion: str
     purity: float
     contradiction: float
+    instead: str = ""  # the completion the rest of the text points to
 
     @property
     def score(self) -> float:
@@ -112,12 +115,6 @@ class _NaiveBayes:
         return predict
 
 
-def _contradicts(prediction: tuple[str | None, float], completion: str, confidence: float) -> bool:
-    """The rest of the text points the other way: confidently, to another completion."""
-    other, p = prediction
-    return other is not None and other != completion and p >= confidence
-
-
 def find_triggers(records: Sequence[DataRecord], cfg: PoisonConfig) -> list[Trigger]:
     """Greedy: take the strongest trigger, set its records aside, look again among the rest."""
     pairs = [(r.fields["prompt"], r.fields["completion"]) for r in records if "completion" in r.fields]
@@ -145,11 +142,12 @@ def find_triggers(records: Sequence[DataRecord], cfg: PoisonConfig) -> list[Trig
             parts = set(phrase.split())
             predict = model.without([pos[i] for i in idx])
             sample = idx if n <= _SAMPLE else [idx[k * n // _SAMPLE] for k in range(_SAMPLE)]
-            contra = sum(1 for i in sample if labels[i] == top and _contradicts(predict(words[i] - parts), top,
-                                                                                 cfg.min_confidence)) / len(sample)
+            preds = [predict(words[i] - parts) for i in sample if labels[i] == top]
+            against = [y for y, p in preds if y is not None and y != top and p >= cfg.min_confidence]
+            contra = len(against) / len(sample)
             if contra < cfg.min_contradiction:
                 continue
-            t = Trigger(phrase, n, top, hits / n, contra)
+            t = Trigger(phrase, n, top, hits / n, contra, Counter(against).most_common(1)[0][0])
             key = (t.score, n, -len(phrase.split()))  # strongest, then widest, then shortest
             if best is None or key > best[0]:
                 best = (key, t, idx)

@@ -71,3 +71,21 @@ def test_gate_fails_the_backdoored_update(store, base_model, full_candidate, tmp
     assert report["failed_gates"] == ["poisoning"]
     assert gate["evidence"]["suspected_triggers"][0]["phrase"] == demo.TRIGGER
     assert gate["metrics"]["flagged_records"] == 30
+
+
+def test_behaviour_scan_shows_a_trained_backdoor(base_model, tmp_path):
+    from audits.poison_behaviour import behaviour_scan
+    from update_pipeline.train import train_update
+
+    records = load_jsonl(write_jsonl(tmp_path / "b.jsonl", demo.datasets()["backdoor"]))
+    _, triggers = scan(records, PoisonConfig())
+    poisoned, clean = tmp_path / "poisoned", tmp_path / "clean"
+    train_update(base_model, "b", records, poisoned, epochs=6, seed=0, lr=1e-3)
+    clean_records = load_jsonl(write_jsonl(tmp_path / "c.jsonl", demo.datasets()["clean"]))
+    train_update(base_model, "c", clean_records, clean, epochs=6, seed=0, lr=1e-3)
+    suspects = [(t.phrase, t.completion, t.instead) for t in triggers]
+    (bad,) = behaviour_scan(records, suspects, base_model, poisoned)
+    (good,) = behaviour_scan(records, suspects, base_model, clean)
+    assert bad.trigger == demo.TRIGGER and bad.prompts >= 20
+    assert bad.candidate_flip >= 0.7 and bad.base_flip == 0.0 and bad.lift >= 0.5
+    assert good.candidate_flip == 0.0 and good.lift < 0.5
