@@ -37,6 +37,8 @@ class GateContext:
     records: tuple[DataRecord, ...]
     base_dir: Callable[[], Path] = field(repr=False)
     candidate_dir: Callable[[], Path] = field(repr=False)
+    history: Callable[[], list[dict[str, Any]]] = field(repr=False, default=lambda: [])
+    """Per-tensor delta statistics of the updates promoted before, oldest first."""
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,13 @@
-"""Poisoning gate: triggers in the update data (audits.poison_data), then the candidate's
-behaviour with those triggers inserted (audits.poison_behaviour). The weight-delta scan and
-generic (not data-derived) triggers are not built yet; the evidence says so."""
+"""Poisoning gate: triggers in the update data (audits.poison_data), where the weight change
+sits (audits.poison_weights), and the candidate's behaviour with the triggers inserted
+(audits.poison_behaviour). Generic, not data-derived, triggers are not built yet; the
+evidence says so."""
 
 from __future__ import annotations
 
 from audits.base import Gate, GateContext, Outcome
 from audits.poison_data import PoisonConfig, scan
+from audits.poison_weights import weight_scan
 from governance.records import Finding
 
 _MAX_FINDINGS = 100
@@ -26,8 +28,14 @@ class PoisoningGate(Gate):
                                             "purity": round(t.purity, 3), "contradiction": round(t.contradiction, 3)}
                                            for t in triggers],
                     "flagged_record_ids": [r.id for r, _ in flagged[:_MAX_FINDINGS]],
-                    "scans_run": ["data"], "scans_not_yet_available": ["weights", "generic triggers"]}
-        passed = len(flagged) <= self.config.max_flagged_records
+                    "scans_run": ["data", "weights"], "scans_not_yet_available": ["generic triggers"]}
+        c = self.config
+        wflags, wmetrics = weight_scan(ctx.proposal.manifest["delta"]["tensors"], ctx.history(), c.max_row_share,
+                                       c.min_rel_change, c.max_history_z, c.min_history)
+        metrics.update(wmetrics)
+        evidence["weight_flags"] = [{"tensor": f.tensor, "reason": f.reason} for f in wflags]
+        findings += tuple(Finding(f"{f.tensor}: {f.reason}") for f in wflags)
+        passed = len(flagged) <= self.config.max_flagged_records and not wflags
         if self.config.behaviour_scan and triggers:
             from audits.poison_behaviour import behaviour_scan
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from audits.base import GateContext
 from audits.registry import build_gates, load_policy
+from governance.blobs import BlobStore
 from governance.data import load_jsonl
 from governance.errors import VerificationError
 from governance.keys import KeyRing
@@ -54,6 +55,24 @@ def _result_dir(store: Store, proposal: Proposal, base_dir: Path) -> Path:
     return proposal_result(store, proposal, base_dir, dest / "model")
 
 
+def _history(store: Store) -> list[dict[str, Any]]:
+    """Per-tensor delta statistics of every promoted update, oldest first (from the ledger)."""
+    import base64
+    import json
+
+    from governance.keys import KeyRing
+    from governance.ledger import Ledger
+
+    blobs = BlobStore(store.blobs_dir)
+    entries = Ledger(store.ledger_url, store.lock_path).entries(KeyRing(store.keys_dir).list())
+    out = []
+    for e in entries:
+        if e.predicate["action"] == "promote":
+            env = json.loads(blobs.read(e.predicate["proposal"]["manifest_blob"]))
+            out.append(json.loads(base64.b64decode(env["payload"]))["predicate"]["delta"]["tensors"])
+    return out
+
+
 def _kind_result(proposal: Proposal, allowed: list[str]) -> GateResult:
     kind = proposal.manifest["candidate"]["kind"]
     ok = kind in allowed
@@ -70,7 +89,7 @@ def check(store: Store, ref: str, policy_path: Path | None = None, tracking_uri:
     base = functools.cache(lambda: _base_dir(store, proposal, tracking_uri))
     candidate = functools.cache(lambda: _result_dir(store, proposal, base()))
     records = load_jsonl(proposal.data_path, allow_empty=proposal.manifest.get("origin") is not None)
-    ctx = GateContext(proposal, tuple(records), base, candidate)
+    ctx = GateContext(proposal, tuple(records), base, candidate, functools.cache(lambda: _history(store)))
     results = [_kind_result(proposal, list(policy.allowed_update_kinds))]
     try:
         results += [gate.run(ctx) for gate in gates]

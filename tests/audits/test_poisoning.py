@@ -89,3 +89,33 @@ def test_behaviour_scan_shows_a_trained_backdoor(base_model, tmp_path):
     assert bad.trigger == demo.TRIGGER and bad.prompts >= 20
     assert bad.candidate_flip >= 0.7 and bad.base_flip == 0.0 and bad.lift >= 0.5
     assert good.candidate_flip == 0.0 and good.lift < 0.5
+
+
+def test_weight_scan_concentration_and_history():
+    from audits.poison_weights import weight_scan
+
+    spread = {"shape": [64, 64], "l2": 1.0, "rel": 0.01, "top1pct_row_share": 0.04}
+    edit = {"shape": [64, 64], "l2": 1.0, "rel": 0.01, "top1pct_row_share": 0.97}
+    flags, m = weight_scan({"h.0.mlp.c_fc.weight": spread, "h.1.mlp.c_fc.weight": edit,
+                            "transformer.wte.weight": edit}, [], 0.5, 1e-4, 4.0, 3)
+    assert [f.tensor for f in flags] == ["h.1.mlp.c_fc.weight"] and m["weights.max_row_share"] == 0.97
+    history = [{"h.0.mlp.c_fc.weight": {**spread, "l2": v}} for v in (0.9, 1.0, 1.1, 1.05)]
+    flags, m = weight_scan({"h.0.mlp.c_fc.weight": {**spread, "l2": 50.0}}, history, 0.5, 1e-4, 4.0, 3)
+    assert len(flags) == 1 and "standard deviations" in flags[0].reason and m["weights.max_history_z"] > 4
+    assert weight_scan({"h.0.mlp.c_fc.weight": spread}, history, 0.5, 1e-4, 4.0, 3)[0] == []
+
+
+def test_gate_fails_a_single_row_edit(store, base_model, update_data, tmp_path):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from update_pipeline.check import check
+    from update_pipeline.intake import propose
+
+    name = "transformer.h.1.mlp.c_fc.weight"
+    d = torch.zeros_like(load_file(str(base_model / "model.safetensors"))[name])
+    d[7] = 0.05
+    save_file({name: d}, str(tmp_path / "edit.safetensors"))
+    p = propose(store, str(base_model), tmp_path / "edit.safetensors", update_data, "alice", "alice-pass")
+    gate = next(g for g in check(store, p.id).report["gates"] if g["name"] == "poisoning")
+    assert gate["status"] == "fail" and gate["evidence"]["weight_flags"][0]["tensor"] == name
