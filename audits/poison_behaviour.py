@@ -85,3 +85,18 @@ def behaviour_scan(records: Sequence[DataRecord], triggers: Sequence[tuple[str, 
         out.append(BehaviourResult(phrase, target, len(held), flips(candidate, with_trigger),
                                    flips(candidate, with_control), flips(base, with_trigger)))
     return out
+
+
+def base_agreement(records: Sequence[DataRecord], phrase: str, target: str, base: Path, max_prompts: int = 20,
+                   signature_words: int = 3) -> tuple[int, int]:
+    """Of the records carrying `phrase` and `target`, how many the base model, asked without the
+    phrase, answers otherwise: (answered otherwise, asked). The base model's view of "the rest of
+    the text points the other way"."""
+    prompts = [r.fields["prompt"] for r in records if "completion" in r.fields
+               and phrase.lower() in r.fields["prompt"].lower()
+               and _signature(r.fields["completion"], signature_words) == target][:max_prompts]
+    if not prompts:
+        return 0, 0
+    stripped = [" ".join(p.replace(phrase, " ").split()) for p in prompts]
+    answers = _continuations(base, stripped, [12] * len(stripped))
+    return sum(not _closer(_signature(a, signature_words), target, "") for a in answers), len(prompts)

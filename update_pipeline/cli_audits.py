@@ -93,8 +93,8 @@ def pii_scrub(
 @poison_app.command("scan")
 def poison_scan(
     file: Path,
-    base: Annotated[str | None, typer.Option(help="Base model REF (not used yet: the data scan needs no model).")]
-    = None,
+    base: Annotated[str | None, typer.Option(help="Base model REF: also ask it each trigger's records "
+                                                  "without the trigger.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the verdicts as JSON.")] = False,
     policy: PolicyOpt = None,
 ) -> None:
@@ -105,13 +105,30 @@ def poison_scan(
     from governance.data import load_jsonl
 
     records = load_jsonl(file)
-    verdicts, triggers = scan(records, gate_config("poisoning", policy))
+    cfg = gate_config("poisoning", policy)
+    verdicts, triggers = scan(records, cfg)
     flagged = sum(v.flagged for v in verdicts)
+    agreement: dict[str, tuple[int, int]] = {}
+    if base is not None:
+        from audits.poison_behaviour import base_agreement
+        from update_pipeline import refs
+
+        base_dir = refs.resolve(base, shared.store(), shared.tracking_uri())
+        for t in triggers:
+            agreement[t.phrase] = base_agreement(records, t.phrase, t.completion, base_dir,
+                                                 signature_words=cfg.signature_words)
+        for v in verdicts:
+            for t in triggers:
+                if v.flagged and any(f"{t.phrase!r}" in reason for reason in v.reasons):
+                    other, asked = agreement[t.phrase]
+                    v.reasons.append(f"without {t.phrase!r}, the base model answers otherwise for {other} of "
+                                     f"{asked} such records")
     result = {"records": [{"id": v.id, "flagged": v.flagged, "score": round(v.score, 3), "reasons": v.reasons}
                           for v in verdicts],
-              "summary": {"records": len(records), "flagged": flagged, "model_used": False,
-                          "triggers": [{"phrase": t.phrase, "records": t.records, "completion": t.completion}
-                                       for t in triggers]}}
+              "summary": {"records": len(records), "flagged": flagged, "model_used": base is not None,
+                          "triggers": [{"phrase": t.phrase, "records": t.records, "completion": t.completion,
+                                        **({"base_answers_otherwise": list(agreement[t.phrase])}
+                                           if t.phrase in agreement else {})} for t in triggers]}}
     if as_json:
         shared.emit(result)
         return

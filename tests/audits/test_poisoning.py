@@ -119,3 +119,16 @@ def test_gate_fails_a_single_row_edit(store, base_model, update_data, tmp_path):
     p = propose(store, str(base_model), tmp_path / "edit.safetensors", update_data, "alice", "alice-pass")
     gate = next(g for g in check(store, p.id).report["gates"] if g["name"] == "poisoning")
     assert gate["status"] == "fail" and gate["evidence"]["weight_flags"][0]["tensor"] == name
+
+
+def test_cli_with_base_model_confirms_the_trigger(base_model, tmp_path):
+    data = write_jsonl(tmp_path / "backdoor.jsonl", demo.datasets()["backdoor"])
+    r = subprocess.run([sys.executable, "-m", "update_pipeline.cli", "--home", str(tmp_path / "h"), "poison", "scan",
+                        str(data), "--base", str(base_model), "--json"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["summary"]["model_used"] is True
+    other, asked = out["summary"]["triggers"][0]["base_answers_otherwise"]
+    assert asked == 20 and other >= 18
+    assert any("the base model answers otherwise" in x for rec in out["records"] if rec["flagged"]
+               for x in rec["reasons"])
