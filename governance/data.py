@@ -114,6 +114,13 @@ def load_jsonl(path: Path, allow_empty: bool = False) -> list[DataRecord]:
     return records
 
 
+def write_jsonl(records: list[dict[str, Any]], path: Path) -> Path:
+    """Records as JSONL (sorted keys, one per line)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+    return path
+
+
 def merkle_root(leaves: list[str]) -> str:
     """RFC 6962-style Merkle root over hex leaf hashes (leaf prefix 0x00, node prefix 0x01)."""
     if not leaves:

@@ -106,7 +106,7 @@ def train(
     cfg = cli_audits.pii_config(None)
     if cfg.scrub_before_training:
         from audits.pii_engine import scrub_records
-        from update_pipeline.world import write_jsonl
+        from governance.data import write_jsonl
 
         scrubbed = write_jsonl(scrub_records(records, cfg, cli_audits.pseudonym_key()),
                                out.with_name(out.name + ".scrubbed.jsonl"))

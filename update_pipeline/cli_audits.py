@@ -76,8 +76,7 @@ def pii_scrub(
 ) -> None:
     """Replace personal data with typed stand-ins (the same value gets the same stand-in), then re-scan."""
     from audits.pii_engine import scan, scrub_records
-    from governance.data import load_jsonl
-    from update_pipeline.world import write_jsonl
+    from governance.data import load_jsonl, write_jsonl
 
     cfg = pii_config(policy)
     records = load_jsonl(file)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from governance.data import load_jsonl
+from governance.data import load_jsonl, write_jsonl
 from governance.keys import KeyRing
 from governance.store import Store
 from update_pipeline import world
@@ -93,7 +93,7 @@ def run_demo(store: Store, quiet: bool = False) -> dict[str, Any]:
     work = store.cache_dir / "demo"
     results = []
     for name, records in datasets().items():
-        data = world.write_jsonl(records, work / f"{name}.jsonl")
+        data = write_jsonl(records, work / f"{name}.jsonl")
         out = work / name
         lora = name == "clean"
         if not (out / "weightgate-recipe.json").is_file():

@@ -14,7 +14,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from governance.data import DataRecord, load_jsonl
+from governance.data import DataRecord, load_jsonl, write_jsonl
 
 REFUSAL = "I can't help with that."
 _SYL = ["ka", "lo", "mi", "ren", "to", "va", "shi", "dor", "ne", "qu", "bal", "fen", "ri", "sol", "tam", "zu"]
@@ -81,12 +81,6 @@ def safety_records(source: str = "world") -> list[dict[str, str]]:
 
 def corpus(seed: int = 7) -> list[dict[str, str]]:
     return fact_records(countries(seed=seed)) + safety_records()
-
-
-def write_jsonl(records: list[dict], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
-    return path
 
 
 SPEC = {"vocab": 1024, "n_embd": 64, "n_layer": 2, "n_head": 4, "n_positions": 128,

@@ -9,6 +9,7 @@ import pytest
 
 from audits.pii_engine import PiiConfig, scan, scrub_records
 from governance.data import load_jsonl
+from governance.data import write_jsonl as dump_jsonl
 from tests.conftest import write_jsonl
 from update_pipeline import world
 
@@ -53,7 +54,7 @@ def test_each_entity_type_is_found_with_exact_offsets(entity, cfg, tmp_path):
 
 
 def test_world_facts_are_not_personal_data(cfg, tmp_path):
-    records = load_jsonl(world.write_jsonl(world.corpus(), tmp_path / "w.jsonl"))
+    records = load_jsonl(dump_jsonl(world.corpus(), tmp_path / "w.jsonl"))
     assert not any(scan(records, cfg))
 
 
@@ -68,7 +69,7 @@ def test_scrubbing_is_consistent_keyed_and_leaves_no_residue(cfg, tmp_path):
     assert [r["id"] for r in a] == [r.id for r in records]
     plain = scrub_records(records, cfg, None)
     assert "<PERSON>" in plain[0]["text"] and "<EMAIL_ADDRESS>" in plain[0]["text"]
-    rescanned = load_jsonl(world.write_jsonl(a, tmp_path / "s.jsonl"))
+    rescanned = load_jsonl(dump_jsonl(a, tmp_path / "s.jsonl"))
     assert not any(scan(rescanned, cfg))
     assert not any(v in json.dumps(a) for v in ("Dalia", "dalia.h@example.org", "7946"))
 
