@@ -41,7 +41,7 @@ class PoisonConfig(GateConfig):
     max_row_share: float = Field(0.5, gt=0, le=1, description="of a matrix's change in its top 1% of rows")
     min_rel_change: float = Field(1e-4, ge=0, description="smaller changes are not judged for concentration")
     max_history_z: float = Field(4.0, gt=0, description="z-score of a tensor's change against earlier updates")
-    min_history: int = Field(3, ge=2, description="earlier updates needed before history is judged")
+    min_history: int = Field(5, ge=2, description="earlier updates needed before history is judged")
     min_flip_lift: float = Field(0.5, gt=0, le=1, description="candidate minus base rate of forced answers")
 
 

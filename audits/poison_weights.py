@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 _EMBEDDINGS = ("wte", "wpe", "embed", "lm_head")
+_MIN_LOG_SD = 0.25  # a few updates give a tiny spread; never judge against less than ~28% variation
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ def weight_scan(tensors: Mapping[str, Mapping[str, Any]], history: Sequence[Mapp
         past = [math.log(h[name]["l2"]) for h in history if name in h and h[name]["l2"] > 0]
         if len(past) >= min_history:
             mean = sum(past) / len(past)
-            sd = max(1e-6, (sum((x - mean) ** 2 for x in past) / (len(past) - 1)) ** 0.5)
+            sd = max(_MIN_LOG_SD, (sum((x - mean) ** 2 for x in past) / (len(past) - 1)) ** 0.5)
             z = (math.log(s["l2"]) - mean) / sd
             zs.append(z)
             if z >= max_z:

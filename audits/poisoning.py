@@ -30,7 +30,9 @@ class PoisoningGate(Gate):
                     "flagged_record_ids": [r.id for r, _ in flagged[:_MAX_FINDINGS]],
                     "scans_run": ["data", "weights"], "scans_not_yet_available": ["generic triggers"]}
         c = self.config
-        wflags, wmetrics = weight_scan(ctx.proposal.manifest["delta"]["tensors"], ctx.history(), c.max_row_share,
+        # a revert or forget proposal undoes several updates at once: its size says nothing against history
+        history = [] if ctx.proposal.manifest.get("origin") else ctx.history()
+        wflags, wmetrics = weight_scan(ctx.proposal.manifest["delta"]["tensors"], history, c.max_row_share,
                                        c.min_rel_change, c.max_history_z, c.min_history)
         metrics.update(wmetrics)
         evidence["weight_flags"] = [{"tensor": f.tensor, "reason": f.reason} for f in wflags]
