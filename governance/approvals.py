@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from governance.errors import UsageError, VerificationError
 from governance.keys import KeyInfo, KeyRing
@@ -83,11 +83,3 @@ def count(envelopes: list[tuple[str, bytes]], keys: list[KeyInfo], proposal_id: 
         (approved if pred["decision"] == "approve" else rejected)[info.keyid] = info.name
     return ApprovalStatus(threshold, tuple(sorted(approved.values())), tuple(sorted(rejected.values())),
                           tuple(refused))
-
-
-def decision_record(env: bytes) -> dict[str, Any]:
-    """The readable content of a decision envelope (not a verification)."""
-    import base64
-    import json
-
-    return json.loads(base64.b64decode(json.loads(env)["payload"]))["predicate"]

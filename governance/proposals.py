@@ -132,9 +132,6 @@ class ProposalStore:
         red.write_text(json.dumps(sorted(done | removed)) + "\n")
         tmp.replace(pdir / "data.jsonl")
 
-    def list(self) -> list[Path]:
-        return sorted(p for p in self.root.glob("prop-*") if p.is_dir())
-
     def set_lineage(self, pid: str, info: dict[str, str]) -> None:
         path = self.root / pid / "lineage.json"
         tmp = path.with_suffix(".tmp")

@@ -25,7 +25,7 @@ from governance.keys import KeyRing
 from governance.lineage import Lineage
 from governance.proposals import Proposal, ProposalStore
 from governance.records import Finding, GateResult, Report
-from governance.signing import canonical_json, sign_envelope, statement
+from governance.signing import canonical_json, sign_envelope, statement, verify_envelope
 from governance.store import Store
 from update_pipeline import refs
 from update_pipeline.hashing import sha256_files
@@ -57,19 +57,17 @@ def _result_dir(store: Store, proposal: Proposal, base_dir: Path) -> Path:
 
 def _history(store: Store) -> list[dict[str, Any]]:
     """Per-tensor delta statistics of every promoted update, oldest first (from the ledger)."""
-    import base64
-    import json
-
     from governance.keys import KeyRing
     from governance.ledger import Ledger
 
+    keys = KeyRing(store.keys_dir)
     blobs = BlobStore(store.blobs_dir)
-    entries = Ledger(store.ledger_url, store.lock_path).entries(KeyRing(store.keys_dir).list())
     out = []
-    for e in entries:
+    for e in Ledger(store.ledger_url, store.lock_path).entries(keys.list()):
         if e.predicate["action"] == "promote":
-            env = json.loads(blobs.read(e.predicate["proposal"]["manifest_blob"]))
-            out.append(json.loads(base64.b64decode(env["payload"]))["predicate"]["delta"]["tensors"])
+            manifest = blobs.read(e.predicate["proposal"]["manifest_blob"])
+            _, body = verify_envelope(manifest, keys.trusted("proposer"), where=f"ledger entry {e.seq} manifest")
+            out.append(body["predicate"]["delta"]["tensors"])
     return out
 
 

@@ -23,8 +23,6 @@ from update_pipeline.deltas import compute_delta
 from update_pipeline.hashing import sha256_files
 from update_pipeline.weights import WEIGHT_SUFFIX, load_tensors, model_files
 
-RESULT_SKIP = ("adapter_config.json", "adapter_model.safetensors", "README.md")
-
 
 def apply_update(kind: str, candidate: Path, base_dir: Path, dest: Path) -> Path:
     """Write the full model an update makes from `base_dir` into `dest`."""

@@ -58,7 +58,8 @@ def _set(store, seq, column, value):
 
 
 def test_clean_store_verifies(copy):
-    assert verify_store(copy) == {"entries": 3, "blobs": verify_store(copy)["blobs"], "champion": 2}
+    summary = verify_store(copy)
+    assert summary["entries"] == 3 and summary["champion"] == 2 and summary["blobs"] > 10
 
 
 @pytest.mark.parametrize("seq", [1, 2, 3])

@@ -8,7 +8,6 @@ from governance.data import load_jsonl
 from governance.keys import KeyRing
 from governance.proposals import ProposalStore
 from tests.update_pipeline.test_ledger_flow import promote_chain
-from update_pipeline import world
 from update_pipeline.audit import verify_store
 from update_pipeline.check import check
 from update_pipeline.promote import decide, promote
@@ -91,4 +90,3 @@ def test_forget_a_record(store, base_model, tmp_path):
         next(p.name for p in store.proposals_dir.iterdir() if (p / "redactions.json").exists()))
     with pytest.raises(Exception, match="no promoted update"):
         forget(store, None, secret, by="alice", passphrase="alice-pass")
-    assert world.REFUSAL
