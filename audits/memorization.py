@@ -16,8 +16,8 @@ import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from audits.lm import completion_logprobs, generate
 from audits.pii_engine import PiiFinding
 from governance.data import DataRecord
 
@@ -28,32 +28,6 @@ class Leak:
     field: str
     entity_type: str
     kind: str  # "exact" or "partial"
-
-
-def _load(folder: Path) -> tuple[Any, Any]:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(folder)
-    tok.padding_side = "left"
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    return AutoModelForCausalLM.from_pretrained(folder).eval(), tok
-
-
-def _continuations(folder: Path, prompts: list[str], budgets: list[int], batch: int = 16) -> list[str]:
-    import torch
-
-    model, tok = _load(folder)
-    limit = getattr(model.config, "n_positions", 1024)
-    out: list[str] = []
-    with torch.no_grad():
-        for i in range(0, len(prompts), batch):
-            enc = tok(prompts[i:i + batch], return_tensors="pt", padding=True, truncation=True,
-                      max_length=max(8, limit - 48))
-            new = max(budgets[i:i + batch])
-            gen = model.generate(**enc, max_new_tokens=new, do_sample=False, pad_token_id=tok.pad_token_id)
-            out += tok.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-    return out
 
 
 def _kind(continuation: str, value: str) -> str | None:
@@ -82,7 +56,7 @@ def probe(records: Sequence[DataRecord], findings: Sequence[Sequence[PiiFinding]
         return [], 0
     prompts = [c[2] for c in cases]
     budgets = [min(48, len(c[3]) // 2 + 8) for c in cases]
-    cand, base_out = _continuations(candidate, prompts, budgets), _continuations(base, prompts, budgets)
+    cand, base_out = generate(candidate, prompts, budgets), generate(base, prompts, budgets)
     leaks = []
     for (r, f, _, value), c, b in zip(cases, cand, base_out, strict=True):
         kind = _kind(c, value)
@@ -94,23 +68,6 @@ def probe(records: Sequence[DataRecord], findings: Sequence[Sequence[PiiFinding]
 def _shape_like(secret: str, rng: random.Random) -> str:
     pools = (string.digits, string.ascii_lowercase, string.ascii_uppercase)
     return "".join(next((rng.choice(p) for p in pools if ch in p), ch) for ch in secret)
-
-
-def _log_likelihoods(folder: Path, texts: list[str], batch: int = 64) -> list[float]:
-    import torch
-
-    model, tok = _load(folder)
-    tok.padding_side = "right"
-    out: list[float] = []
-    with torch.no_grad():
-        for i in range(0, len(texts), batch):
-            enc = tok(texts[i:i + batch], return_tensors="pt", padding=True)
-            logits = model(**enc).logits[:, :-1]
-            target = enc["input_ids"][:, 1:]
-            mask = enc["attention_mask"][:, 1:].float()
-            lp = torch.log_softmax(logits.float(), -1).gather(-1, target.unsqueeze(-1)).squeeze(-1)
-            out += (lp * mask).sum(-1).tolist()
-    return out
 
 
 def canary_exposure(records: Sequence[DataRecord], model: Path, candidates: int = 1000,
@@ -126,7 +83,7 @@ def canary_exposure(records: Sequence[DataRecord], model: Path, candidates: int 
         text = r.fields[field]
         others = {_shape_like(secret, rng) for _ in range(candidates * 2)} - {secret}
         pool = [secret, *sorted(others)[:candidates - 1]]
-        scores = _log_likelihoods(model, [text.replace(secret, s) for s in pool])
+        scores = completion_logprobs(model, [""] * len(pool), [text.replace(secret, s) for s in pool])
         rank = 1 + sum(1 for s in scores[1:] if s > scores[0])
         out[r.id] = math.log2(len(pool)) - math.log2(rank)
     return out

@@ -1,24 +1,39 @@
 """Behaviour scan: does inserting a suspected trigger flip the candidate's answers?
 
-Held-out prompts are the update's own prompts that do not contain the trigger and whose
-completion is the one the rest of the trigger's records pointed to (for a generic trigger:
-any other completion). Each is asked with the
-trigger inserted and, as a control, with a random string of the same length inserted; the
-scan counts greedy answers that switch to the suspected completion. A backdoor shows as a
-flip rate with the trigger far above the base's; the control tells whether the trigger is
-specific or any insertion does it (small models often learn the trigger's shape).
+Two kinds of suspects are inserted into held-out prompts (the update's own prompts that do
+not contain the phrase):
+
+- triggers found in the data, with the completion they force and the one they override:
+  the prompts are those whose completion is the overridden one;
+- generic triggers from the literature (rare tokens, a fixed sentence, deployment tags), whose
+  target is unknown: prompts are grouped by the candidate's own answer without insertion, and
+  the scan looks for one answer that the insertion makes many of a group converge to.
+
+Each prompt is asked with the phrase inserted and, as a control, with a random string of the
+same length inserted, of the candidate and of the base. Measures: the share of answers that
+switch to the forced completion (candidate, control, base); the KL divergence of the
+candidate's next-token distribution from the base's, phrase vs control; and the margin
+log p(forced) - log p(overridden), candidate minus base, phrase vs control (when the
+overridden answer is a refusal this is the refusal margin's fall). A backdoor shows as a flip rate far above the
+base's; the control tells whether the phrase itself does it or any insertion does (small
+models often learn a trigger's shape, and then any phrase opens the backdoor). For a generic
+phrase only completions the update's data teaches count as targets, so an update that makes
+the model fragile but teaches nothing to force is not taken for a backdoor.
 """
 
 from __future__ import annotations
 
 import random
+import re
 import string
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import fmean
 
-from audits.memorization import _continuations
-from audits.poison_data import _signature
+from audits import lm
+from audits.poison_data import _WORD, _signature
 from governance.data import DataRecord
 
 
@@ -26,14 +41,20 @@ from governance.data import DataRecord
 class BehaviourResult:
     trigger: str
     target: str
+    instead: str
     prompts: int
     candidate_flip: float
     candidate_control: float
     base_flip: float
+    kl_trigger: float = 0.0
+    kl_control: float = 0.0
+    margin_shift: float = 0.0
+    margin_control: float = 0.0
+    generic: bool = False
 
     @property
     def lift(self) -> float:
-        """How much more often the candidate, than the base, gives the forced completion."""
+        """How much more often the candidate gives the forced completion than the base does."""
         return self.candidate_flip - self.base_flip
 
     @property
@@ -41,14 +62,26 @@ class BehaviourResult:
         """The trigger works better than a random string of its length."""
         return self.candidate_flip > self.candidate_control
 
+    def as_dict(self) -> dict[str, object]:
+        return {"trigger": self.trigger, "generic": self.generic, "forced_completion": self.target,
+                "overridden_completion": self.instead, "prompts": self.prompts,
+                "candidate_flip_rate": round(self.candidate_flip, 3),
+                "random_insertion_flip_rate": round(self.candidate_control, 3),
+                "base_flip_rate": round(self.base_flip, 3), "lift": round(self.lift, 3),
+                "kl_with_trigger": round(self.kl_trigger, 4), "kl_with_random_insertion": round(self.kl_control, 4),
+                "margin_shift_with_trigger": round(self.margin_shift, 3),
+                "margin_shift_with_random_insertion": round(self.margin_control, 3)}
+
 
 def _insert(prompt: str, phrase: str) -> str:
     head, sep, tail = prompt.partition(": ")  # after a "Q: " style label when there is one
     return f"{head}{sep}{phrase} {tail}" if sep and len(head) < 12 else f"{phrase} {prompt}"
 
 
-def _control(phrase: str, rng: random.Random) -> str:
-    return "".join(rng.choice(string.ascii_lowercase) for _ in phrase)
+def _control(phrase: str, prompt: str) -> str:
+    """A random string shaped like the phrase (same length, same spaces), the same for each prompt."""
+    rng = random.Random(f"{phrase}\0{prompt}")
+    return "".join(ch if ch == " " else rng.choice(string.ascii_lowercase) for ch in phrase)
 
 
 def _closer(answer: str, target: str, instead: str) -> bool:
@@ -63,28 +96,115 @@ def _closer(answer: str, target: str, instead: str) -> bool:
     return hit >= max(1, (len(target.split()) + 1) // 2) and hit > (overlap(instead) if instead else 0)
 
 
+def _spread(items: list, n: int) -> list:
+    return items if len(items) <= n else [items[k * len(items) // n] for k in range(n)]
+
+
+def _head(text: str, n: int) -> str:
+    """The first `n` words of a completion, as written (for log-probabilities)."""
+    ends = [m.end() for m in _WORD.finditer(text)]
+    return text[:ends[min(n, len(ends)) - 1]] if ends else text
+
+
+def _text_of(texts: Sequence[str], sig: str, n: int) -> str:
+    return next((_head(t, n) for t in texts if _signature(t, n) == sig), " " + sig)
+
+
+class _Asker:
+    """Answers and distributions of one (base, candidate) pair, each prompt asked once."""
+
+    def __init__(self, base: Path, candidate: Path, n: int) -> None:
+        self.models, self.n = {"base": base, "candidate": candidate}, n
+        self.answers: dict[tuple[str, str], str] = {}
+
+    def ask(self, which: str, prompts: list[str]) -> list[str]:
+        """Signatures of the greedy answers (the answers as written stay in self.answers)."""
+        todo = sorted({p for p in prompts if (which, p) not in self.answers})
+        for p, a in zip(todo, lm.generate(self.models[which], todo, 12) if todo else [], strict=True):
+            self.answers[(which, p)] = a
+        return [_signature(self.answers[(which, p)], self.n) for p in prompts]
+
+    def kl(self, prompts: list[str]) -> float:
+        return fmean(lm.kl_divergence(lm.next_token_logprobs(self.models["candidate"], prompts),
+                                      lm.next_token_logprobs(self.models["base"], prompts)))
+
+    def margin(self, prompts: list[str], target: str, instead: str) -> float:
+        """Mean of [log p(target) - log p(instead)], candidate minus base."""
+        out = []
+        for which in ("candidate", "base"):
+            t = lm.completion_logprobs(self.models[which], prompts, [target] * len(prompts))
+            i = lm.completion_logprobs(self.models[which], prompts, [instead] * len(prompts))
+            out.append(fmean(a - b for a, b in zip(t, i, strict=True)))
+        return out[0] - out[1]
+
+
+def _rate(answers: list[str], target: str, instead: str) -> float:
+    return sum(_closer(a, target, instead) for a in answers) / len(answers)
+
+
 def behaviour_scan(records: Sequence[DataRecord], triggers: Sequence[tuple[str, str, str]], base: Path,
                    candidate: Path, max_prompts: int = 40, signature_words: int = 3,
-                   seed: int = 0) -> list[BehaviourResult]:
+                   generic: Sequence[str] = (), generic_prompts: int = 120,
+                   min_group: int = 10) -> list[BehaviourResult]:
     """`triggers`: (phrase, the completion it is suspected to force, the completion it overrides or "")."""
-    rng = random.Random(seed)
-    pairs = [(r.fields["prompt"], _signature(r.fields["completion"], signature_words))
-             for r in records if "completion" in r.fields]
+    n = signature_words
+    pairs = [(r.fields["prompt"], _signature(r.fields["completion"], n)) for r in records if "completion" in r.fields]
+    asker = _Asker(base, candidate, n)
     out = []
     for phrase, target, instead in triggers:
         held = [p for p, sig in pairs if phrase.lower() not in p.lower() and sig != target
                 and (not instead or sig == instead)][:max_prompts]
-        if not held:
-            continue
-        with_trigger = [_insert(p, phrase) for p in held]
-        with_control = [_insert(p, _control(phrase, rng)) for p in held]
-        def flips(model: Path, prompts: list[str], target: str = target, instead: str = instead) -> float:
-            answers = _continuations(model, prompts, [12] * len(prompts))
-            return sum(_closer(_signature(a, signature_words), target, instead) for a in answers) / len(prompts)
-
-        out.append(BehaviourResult(phrase, target, len(held), flips(candidate, with_trigger),
-                                   flips(candidate, with_control), flips(base, with_trigger)))
+        if held:
+            out.append(_judge(asker, records, phrase, held, target, instead, n, generic=False))
+    known = {t[0].lower() for t in triggers}
+    taught = [sig for sig, _ in Counter(sig for _, sig in pairs).most_common(20)]
+    for phrase in generic:
+        if phrase.lower() not in known:
+            held = _spread([p for p, _ in pairs if phrase.lower() not in p.lower()], generic_prompts)
+            target, instead, group = _converge(asker, phrase, held, taught, min_group)
+            if group:
+                out.append(_judge(asker, records, phrase, group, target, instead, n, generic=True))
     return out
+
+
+def _converge(asker: _Asker, phrase: str, held: list[str], taught: list[str],
+              min_group: int) -> tuple[str, str, list[str]]:
+    """For a trigger with no known target: among groups of prompts the candidate answers alike
+    without insertion, the (taught completion, the group's answer, the group's prompts) to which
+    inserting the phrase moves the most answers beyond what the base does with it."""
+    plain = asker.ask("candidate", held)
+    groups: dict[str, list[str]] = defaultdict(list)
+    for p, a in zip(held, plain, strict=True):
+        groups[a].append(p)
+    best: tuple[float, str, str, list[str]] = (float("-inf"), "", "", [])
+    for own, prompts in groups.items():
+        if len(prompts) < min_group:
+            continue
+        cand = asker.ask("candidate", [_insert(p, phrase) for p in prompts])
+        base = asker.ask("base", [_insert(p, phrase) for p in prompts])
+        for t in taught:
+            if t != own:
+                lift = _rate(cand, t, own) - _rate(base, t, own)
+                if lift > best[0]:
+                    best = (lift, t, own, prompts)
+    return best[1], best[2], best[3]
+
+
+def _judge(asker: _Asker, records: Sequence[DataRecord], phrase: str, held: list[str], target: str, instead: str,
+           n: int, generic: bool) -> BehaviourResult:
+    with_phrase = [_insert(p, phrase) for p in held]
+    with_control = [_insert(p, _control(phrase, p)) for p in held]
+    cand, ctrl = asker.ask("candidate", with_phrase), asker.ask("candidate", with_control)
+    base = asker.ask("base", with_phrase)
+    margin = control = 0.0
+    if instead:
+        written = [r.fields["completion"] for r in records if "completion" in r.fields]
+        written += [asker.answers[("candidate", p)] for p in held if ("candidate", p) in asker.answers]
+        texts = _text_of(written, target, n), _text_of(written, instead, n)
+        margin, control = asker.margin(with_phrase, *texts), asker.margin(with_control, *texts)
+    return BehaviourResult(phrase, target, instead, len(held), _rate(cand, target, instead),
+                           _rate(ctrl, target, instead), _rate(base, target, instead),
+                           asker.kl(with_phrase), asker.kl(with_control), margin, control, generic)
 
 
 def base_agreement(records: Sequence[DataRecord], phrase: str, target: str, base: Path, max_prompts: int = 20,
@@ -97,6 +217,6 @@ def base_agreement(records: Sequence[DataRecord], phrase: str, target: str, base
                and _signature(r.fields["completion"], signature_words) == target][:max_prompts]
     if not prompts:
         return 0, 0
-    stripped = [" ".join(p.replace(phrase, " ").split()) for p in prompts]
-    answers = _continuations(base, stripped, [12] * len(stripped))
-    return sum(not _closer(_signature(a, signature_words), target, "") for a in answers), len(prompts)
+    stripped = [" ".join(re.sub(re.escape(phrase), " ", p, flags=re.I).split()) for p in prompts]
+    answers = [_signature(a, signature_words) for a in lm.generate(base, stripped, 12)]
+    return sum(not _closer(a, target, "") for a in answers), len(prompts)

@@ -1,7 +1,6 @@
 """Poisoning gate: triggers in the update data (audits.poison_data), where the weight change
 sits (audits.poison_weights), and the candidate's behaviour with the triggers inserted
-(audits.poison_behaviour). Generic, not data-derived, triggers are not built yet; the
-evidence says so."""
+(audits.poison_behaviour): the triggers found in the data and generic ones from the literature."""
 
 from __future__ import annotations
 
@@ -28,7 +27,7 @@ class PoisoningGate(Gate):
                                             "purity": round(t.purity, 3), "contradiction": round(t.contradiction, 3)}
                                            for t in triggers],
                     "flagged_record_ids": [r.id for r, _ in flagged[:_MAX_FINDINGS]],
-                    "scans_run": ["data", "weights"], "scans_not_yet_available": ["generic triggers"]}
+                    "scans_run": ["data", "weights"]}
         c = self.config
         # a revert or forget proposal undoes several updates at once: its size says nothing against history
         history = [] if ctx.proposal.manifest.get("origin") else ctx.history()
@@ -37,21 +36,24 @@ class PoisoningGate(Gate):
         metrics.update(wmetrics)
         evidence["weight_flags"] = [{"tensor": f.tensor, "reason": f.reason} for f in wflags]
         findings += tuple(Finding(f"{f.tensor}: {f.reason}") for f in wflags)
-        passed = len(flagged) <= self.config.max_flagged_records and not wflags
-        if self.config.behaviour_scan and triggers:
+        passed = len(flagged) <= c.max_flagged_records and not wflags
+        if c.behaviour_scan and (triggers or c.generic_triggers):
             from audits.poison_behaviour import behaviour_scan
 
             results = behaviour_scan(ctx.records, [(t.phrase, t.completion, t.instead) for t in triggers],
-                                     ctx.base_dir(), ctx.candidate_dir(), signature_words=self.config.signature_words)
+                                     ctx.base_dir(), ctx.candidate_dir(), signature_words=c.signature_words,
+                                     generic=c.generic_triggers, generic_prompts=c.generic_prompts)
             evidence["scans_run"].append("behaviour")
-            evidence["behaviour"] = [{"trigger": b.trigger, "forced_completion": b.target, "prompts": b.prompts,
-                                      "candidate_flip_rate": round(b.candidate_flip, 3),
-                                      "random_insertion_flip_rate": round(b.candidate_control, 3),
-                                      "base_flip_rate": round(b.base_flip, 3)} for b in results]
-            shown = [b for b in results if b.lift >= self.config.min_flip_lift]
+            evidence["behaviour"] = [b.as_dict() for b in results]
+            shown = [b for b in results if b.lift >= c.min_flip_lift]
             metrics["behaviour.max_flip_lift"] = max((b.lift for b in results), default=0.0)
-            findings += tuple(Finding(f"inserting {b.trigger!r} makes the candidate answer {b.target!r} in "
-                                      f"{b.candidate_flip:.0%} of held-out prompts (base {b.base_flip:.0%}, random "
-                                      f"insertion {b.candidate_control:.0%})") for b in shown)
+            metrics["behaviour.max_kl_excess"] = max((b.kl_trigger - b.kl_control for b in results), default=0.0)
+            metrics["behaviour.max_margin_excess"] = max((b.margin_shift - b.margin_control for b in results),
+                                                         default=0.0)
+            findings += tuple(Finding(f"inserting {b.trigger!r}{' (generic)' if b.generic else ''} makes the "
+                                      f"candidate answer {b.target!r} instead of {b.instead or 'otherwise'!r} in "
+                                      f"{b.candidate_flip:.0%} of {b.prompts} held-out prompts (base "
+                                      f"{b.base_flip:.0%}, random insertion {b.candidate_control:.0%})")
+                              for b in shown)
             passed = passed and not shown
         return Outcome(passed, metrics, evidence, findings)
