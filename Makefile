@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(PY) bench/ledger_bench.py
 	$(PY) bench/pii_bench.py
 	$(PY) bench/poison_bench.py
+	$(PY) bench/eval_bench.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -29,6 +29,19 @@ class GateConfig(BaseModel):
 
 
 @dataclass(frozen=True)
+class Version:
+    """A model version in the candidate's lineage, and the probe set of the update that made it:
+    records of that update's data held out before training (or, when its recipe names none,
+    split off after the fact: ``held_out`` False), then records it trained on."""
+
+    label: str
+    digest: str | None
+    model_dir: Callable[[], Path] = field(repr=False)
+    probe: tuple[DataRecord, ...] = ()
+    held_out: bool = True
+
+
+@dataclass(frozen=True)
 class GateContext:
     """What a gate may read. ``base_dir()`` and ``candidate_dir()`` are model folders made on first
     use: the base, and the full model the update would make (LoRA and delta updates applied)."""
@@ -39,6 +52,11 @@ class GateContext:
     candidate_dir: Callable[[], Path] = field(repr=False)
     history: Callable[[], list[dict[str, Any]]] = field(repr=False, default=lambda: [])
     """Per-tensor delta statistics of the updates promoted before, oldest first."""
+    lineage: Callable[[], list[Version]] = field(repr=False, default=lambda: [])
+    """The ledger versions the champion descends from, genesis first."""
+    probe: Callable[[], tuple[tuple[DataRecord, ...], bool]] = field(repr=False, default=lambda: ((), False))
+    """The candidate's own probe set, and whether it was held out of training."""
+    cache_dir: Path | None = None
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ and prompts go through in padded batches.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ def _limit(model: Any) -> int:
 
 
 def generate(folder: Path, prompts: Sequence[str], max_new_tokens: int | Sequence[int] = 12,
-             batch: int = 32) -> list[str]:
+             batch: int = 32, on_batch: Callable[[int], object] | None = None) -> list[str]:
     """Greedy continuations, left-padded batches; `max_new_tokens` may be given per prompt."""
     import torch
 
@@ -55,6 +55,8 @@ def generate(folder: Path, prompts: Sequence[str], max_new_tokens: int | Sequenc
                       max_length=max(8, _limit(model) - new))
             gen = model.generate(**enc, max_new_tokens=new, do_sample=False, pad_token_id=tok.pad_token_id)
             out += tok.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+            if on_batch:
+                on_batch(len(enc["input_ids"]))
     return out
 
 
@@ -71,11 +73,11 @@ def _padded(tok: Any, rows: list[tuple[list[int], int]], limit: int) -> tuple[An
     return ids, attn, scored
 
 
-def completion_logprobs(folder: Path, prompts: Sequence[str], completions: Sequence[str],
-                        batch: int = 32) -> list[float]:
-    """log p(completion | prompt) summed over the completion's tokens, tokenized as training does
-    (prompt and completion apart, then joined). An empty prompt scores the whole text but its
-    first token."""
+def completion_logprobs(folder: Path, prompts: Sequence[str], completions: Sequence[str], batch: int = 32,
+                        per_token: bool = False, on_batch: Callable[[int], object] | None = None) -> list[float]:
+    """log p(completion | prompt) summed (or, with `per_token`, averaged) over the completion's
+    tokens, tokenized as training does (prompt and completion apart, then joined). An empty
+    prompt scores the whole text but its first token."""
     import torch
 
     model, tok = load(folder)
@@ -91,7 +93,10 @@ def completion_logprobs(folder: Path, prompts: Sequence[str], completions: Seque
             ids, attn, scored = _padded(tok, rows[i:i + batch], limit)
             logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1].float()
             lp = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-            out += (lp * scored[:, 1:]).sum(-1).tolist()
+            total = (lp * scored[:, 1:]).sum(-1)
+            out += (total / scored[:, 1:].sum(-1).clamp_min(1) if per_token else total).tolist()
+            if on_batch:
+                on_batch(len(ids))
     return out
 
 

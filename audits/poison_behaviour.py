@@ -73,7 +73,7 @@ class BehaviourResult:
                 "margin_shift_with_random_insertion": round(self.margin_control, 3)}
 
 
-def _insert(prompt: str, phrase: str) -> str:
+def insert(prompt: str, phrase: str) -> str:
     head, sep, tail = prompt.partition(": ")  # after a "Q: " style label when there is one
     return f"{head}{sep}{phrase} {tail}" if sep and len(head) < 12 else f"{phrase} {prompt}"
 
@@ -180,8 +180,8 @@ def _converge(asker: _Asker, phrase: str, held: list[str], taught: list[str],
     for own, prompts in groups.items():
         if len(prompts) < min_group:
             continue
-        cand = asker.ask("candidate", [_insert(p, phrase) for p in prompts])
-        base = asker.ask("base", [_insert(p, phrase) for p in prompts])
+        cand = asker.ask("candidate", [insert(p, phrase) for p in prompts])
+        base = asker.ask("base", [insert(p, phrase) for p in prompts])
         for t in taught:
             if t != own:
                 lift = _rate(cand, t, own) - _rate(base, t, own)
@@ -192,8 +192,8 @@ def _converge(asker: _Asker, phrase: str, held: list[str], taught: list[str],
 
 def _judge(asker: _Asker, records: Sequence[DataRecord], phrase: str, held: list[str], target: str, instead: str,
            n: int, generic: bool) -> BehaviourResult:
-    with_phrase = [_insert(p, phrase) for p in held]
-    with_control = [_insert(p, _control(phrase, p)) for p in held]
+    with_phrase = [insert(p, phrase) for p in held]
+    with_control = [insert(p, _control(phrase, p)) for p in held]
     cand, ctrl = asker.ask("candidate", with_phrase), asker.ask("candidate", with_control)
     base = asker.ask("base", with_phrase)
     margin = control = 0.0

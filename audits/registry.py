@@ -19,6 +19,7 @@ GATES: dict[str, str] = {
     "data_validation": "audits.data_validation:DataValidationGate",
     "pii": "audits.pii:PiiGate",
     "poisoning": "audits.poisoning:PoisoningGate",
+    "regression": "audits.regression:RegressionGate",
 }
 
 

@@ -132,3 +132,20 @@ def merkle_root(leaves: list[str]) -> str:
             nxt.append(level[-1])
         level = nxt
     return level[0].hex()
+
+
+def ranked(records: list[DataRecord]) -> list[DataRecord]:
+    """Records in a fixed pseudo-random order, by salted content hash: samples taken from the front
+    do not depend on record order or ids."""
+    return sorted(records, key=lambda r: hashlib.sha256(b"probe\x00" + r.content_hash.encode()).digest())
+
+
+def probe_split(records: list[DataRecord], fraction: float) -> tuple[list[DataRecord], list[DataRecord]]:
+    """(records to train on, held-out probe records): the round(fraction * n) records (at least one
+    when there are five or more) that rank first. Deterministic and independent of record order
+    and ids, so a replay or an evaluation finds the same probe."""
+    if fraction <= 0 or len(records) < 5:
+        return list(records), []
+    k = min(len(records) - 1, max(1, round(fraction * len(records))))
+    held = {id(r) for r in ranked(records)[:k]}
+    return [r for r in records if id(r) not in held], [r for r in records if id(r) in held]

@@ -122,10 +122,11 @@ class Lineage:
     @staticmethod
     def _metrics(values: Mapping[str, float]) -> list[Any]:
         import math
+        import re
         import time
 
         from mlflow.entities import Metric
 
-        now = int(time.time() * 1000)
-        return [Metric(k, float(v), now, 0) for k, v in values.items()
+        now = int(time.time() * 1000)  # names keep to what every MLflow store accepts
+        return [Metric(re.sub(r"[^\w./\- ]", "_", k), float(v), now, 0) for k, v in values.items()
                 if isinstance(v, (int, float)) and math.isfinite(v)]

@@ -9,6 +9,7 @@ proposal and logged to the proposal's MLflow run.
 from __future__ import annotations
 
 import functools
+import json
 import shutil
 import tempfile
 import time
@@ -16,10 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from audits.base import GateContext
+from audits.base import GateContext, Version
+from audits.evaluation import model_digest
 from audits.registry import build_gates, load_policy
 from governance.blobs import BlobStore
-from governance.data import load_jsonl
+from governance.data import DataRecord, load_jsonl, probe_split, ranked
 from governance.errors import VerificationError
 from governance.keys import KeyRing
 from governance.lineage import Lineage
@@ -29,7 +31,10 @@ from governance.signing import canonical_json, sign_envelope, statement, verify_
 from governance.store import Store
 from update_pipeline import refs
 from update_pipeline.hashing import sha256_files
+from update_pipeline.train import HOLDOUT, RECIPE
 from update_pipeline.versions import proposal_result
+
+TAUGHT = 32  # trained records per update kept as probe cases
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,56 @@ def _history(store: Store) -> list[dict[str, Any]]:
     return out
 
 
+def probe_of(records: list[DataRecord], steps: list[dict[str, Any]] | None) -> tuple[list[DataRecord], bool]:
+    """An update's probe set: the records its recipe held out of training (or, with no recipe or one
+    from before hold-outs were recorded, the same deterministic split made now: not held out),
+    then up to TAUGHT records it trained on, the cases of what it taught."""
+    if steps and all("probe_ids" in s for s in steps):
+        ids = {i for s in steps for i in s["probe_ids"]}
+        held, held_out = [r for r in records if r.id in ids], True
+    else:
+        held, held_out = probe_split(records, HOLDOUT)[1], False
+    kept = {id(r) for r in held}
+    rest = [r for r in ranked(records) if id(r) not in kept]
+    answered = [r for r in rest if "completion" in r.fields]
+    return held + (answered or rest)[:TAUGHT], held_out
+
+
+def _lineage(store: Store) -> list[Version]:
+    """The ledger versions the champion descends from, genesis first, with their probe sets."""
+    from governance.ledger import Ledger, versions
+    from update_pipeline.replay import lineage, read_data
+    from update_pipeline.versions import restore_version
+
+    keys = KeyRing(store.keys_dir)
+    ledger = Ledger(store.ledger_url, store.lock_path)
+    entries = ledger.entries(keys.list())
+    if not entries:
+        return []
+    made = versions(entries)
+    out = []
+    for v in lineage(entries):
+        pred = made[v].predicate
+        probe: list[DataRecord] = []
+        held = True
+        if pred.get("data"):
+            with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
+                path = Path(tmp) / "data.jsonl"
+                path.write_bytes(read_data(store, ledger, entries, v))
+                probe, held = probe_of(load_jsonl(path, allow_empty=True), pred.get("recipe"))
+        files = {n: f["sha256"] for n, f in pred["weights"]["files"].items() if "tensors" in f}
+        out.append(Version(f"ledger:{v}", model_digest(files),
+                           functools.cache(lambda v=v: restore_version(store, entries, v)), tuple(probe), held))
+    return out
+
+
+def _own_probe(store: Store, proposal: Proposal, records: list[DataRecord]) -> tuple[tuple[DataRecord, ...], bool]:
+    digest = proposal.manifest["candidate"]["config_files"].get(RECIPE)
+    recipe = json.loads(BlobStore(store.blobs_dir).read(digest)) if digest else None
+    probe, held = probe_of(records, (recipe.get("steps") or [recipe]) if recipe else None)
+    return tuple(probe), held
+
+
 def _kind_result(proposal: Proposal, allowed: list[str]) -> GateResult:
     kind = proposal.manifest["candidate"]["kind"]
     ok = kind in allowed
@@ -87,7 +142,9 @@ def check(store: Store, ref: str, policy_path: Path | None = None, tracking_uri:
     base = functools.cache(lambda: _base_dir(store, proposal, tracking_uri))
     candidate = functools.cache(lambda: _result_dir(store, proposal, base()))
     records = load_jsonl(proposal.data_path, allow_empty=proposal.manifest.get("origin") is not None)
-    ctx = GateContext(proposal, tuple(records), base, candidate, functools.cache(lambda: _history(store)))
+    ctx = GateContext(proposal, tuple(records), base, candidate, functools.cache(lambda: _history(store)),
+                      functools.cache(lambda: _lineage(store)), lambda: _own_probe(store, proposal, records),
+                      store.cache_dir / "eval")
     results = [_kind_result(proposal, list(policy.allowed_update_kinds))]
     try:
         results += [gate.run(ctx) for gate in gates]

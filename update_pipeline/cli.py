@@ -91,6 +91,8 @@ def train(
     lora: Annotated[bool, typer.Option(help="Train a LoRA adapter instead of full weights.")] = False,
     epochs: Annotated[int, typer.Option(min=1)] = 3,
     seed: Annotated[int, typer.Option()] = 0,
+    holdout: Annotated[float, typer.Option(min=0.0, max=0.5, help="Share of records held out as the "
+                                           "update's probe set (checked for forgetting later).")] = 0.1,
 ) -> None:
     """Fine-tune REF on the data (CPU, deterministic) and write safetensors to OUT.
 
@@ -112,8 +114,9 @@ def train(
                                out.with_name(out.name + ".scrubbed.jsonl"))
         typer.echo(f"trained on scrubbed data {scrubbed}: propose with --data {scrubbed}", err=True)
         records = load_jsonl(scrubbed)
-    recipe = train_update(base_dir, base, records, out, lora=lora, epochs=epochs, seed=seed)
-    typer.echo(f"wrote {'LoRA adapter' if lora else 'model'} to {out} (final loss {recipe['final_loss']:.3f})")
+    recipe = train_update(base_dir, base, records, out, lora=lora, epochs=epochs, seed=seed, holdout=holdout)
+    typer.echo(f"wrote {'LoRA adapter' if lora else 'model'} to {out} (final loss {recipe['final_loss']:.3f}; "
+               f"{len(recipe['probe_ids'])} records held out as its probe set)")
 
 
 @app.command()

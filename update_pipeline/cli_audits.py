@@ -1,4 +1,4 @@
-"""Commands that run one audit on its own: ``weightgate pii scan|scrub``."""
+"""Commands that run one audit on its own: ``weightgate pii scan|scrub``, ``poison scan``, ``eval``."""
 
 from __future__ import annotations
 
@@ -137,6 +137,30 @@ def poison_scan(
         console.print(f"  trigger {t.phrase!r}: {t.records} records -> {t.completion!r}", markup=False)
 
 
+def eval_command(
+    model: Annotated[str, typer.Option("--model", help="Model REF to score.")],
+    against: Annotated[str | None, typer.Option(help="REF to compare with (its base): paired statistics, "
+                                                     "exit 1 when a metric regresses.")] = None,
+    suite: Annotated[list[str] | None, typer.Option("--suite", help="Suite name under policies/suites/ or a "
+                                                    "path; repeat for several [default: the policy's].")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    policy: Annotated[Path | None, typer.Option("--policy", help="Policy whose regression thresholds to use "
+                                                "[default: the store's, else the shipped default].")] = None,
+) -> None:
+    """Score a model on regression suites; with --against, compare it with another case by case."""
+    from update_pipeline.evaluate import evaluate, render
+
+    cfg = gate_config("regression", policy)
+    result = evaluate(shared.store(), model, against, list(suite or cfg.suites), cfg, shared.tracking_uri())
+    if as_json:
+        shared.emit(result)
+    else:
+        render(result)
+    if result["regressed"]:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(pii_app, name="pii")
     app.add_typer(poison_app, name="poison")
+    app.command("eval")(eval_command)

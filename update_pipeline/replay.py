@@ -88,7 +88,8 @@ def replay(store: Store, ledger: Ledger, entries: list[Entry], start: int, repla
             out = work / f"step{i}"
             if records:
                 train_update(current, f"ledger replay step {i}", records, out, lora=step["lora"],
-                             epochs=step["epochs"], seed=step["seed"], lr=step["lr"], batch_size=step["batch_size"])
+                             epochs=step["epochs"], seed=step["seed"], lr=step["lr"], batch_size=step["batch_size"],
+                             holdout=step.get("holdout", 0.0))
             else:  # every record of this update was forgotten: the step changes nothing
                 shutil.copytree(current, out)
             if step["lora"] and records:

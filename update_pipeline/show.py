@@ -23,7 +23,8 @@ def print_report(report: dict[str, Any], max_findings: int = 5) -> None:
     console.print(table)
     for g in report["gates"]:
         for f in g["findings"][:max_findings]:
-            where = f" (record {f['record_id']}, line {f['line']})" if "record_id" in f else ""
+            where = (f" (record {f['record_id']}" + (f", line {f['line']})" if "line" in f else ")")
+                     if "record_id" in f else "")
             console.print(f"  {g['name']}: {f['message']}{where}", markup=False, highlight=False)
         if len(g["findings"]) > max_findings:
             console.print(f"  {g['name']}: ... {len(g['findings']) - max_findings} more findings")

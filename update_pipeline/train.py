@@ -12,12 +12,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from governance.data import DataRecord, merkle_root
+from governance.data import DataRecord, merkle_root, probe_split
 
 if TYPE_CHECKING:
     import torch
 
 RECIPE = "weightgate-recipe.json"
+HOLDOUT = 0.1
 LORA_TARGETS = ["c_attn", "c_proj", "c_fc"]
 
 
@@ -73,8 +74,11 @@ def fit(model: torch.nn.Module, tokenizer: Any, records: Sequence[DataRecord], *
 
 
 def train_update(base_dir: Path, base_ref: str, records: Sequence[DataRecord], out: Path, *, lora: bool = False,
-                 epochs: int = 3, seed: int = 0, lr: float | None = None, batch_size: int = 8) -> dict[str, Any]:
-    """Fine-tune the model in `base_dir` on `records` and write the update to `out`."""
+                 epochs: int = 3, seed: int = 0, lr: float | None = None, batch_size: int = 8,
+                 holdout: float = HOLDOUT) -> dict[str, Any]:
+    """Fine-tune the model in `base_dir` on `records` and write the update to `out`. A `holdout`
+    share of the records (governance.data.probe_split) is split off first and never trained on:
+    the update's probe set, on which later updates are checked for forgetting it."""
     import torch
     import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -88,14 +92,16 @@ def train_update(base_dir: Path, base_ref: str, records: Sequence[DataRecord], o
         cfg = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=LORA_TARGETS, fan_in_fan_out=True)
         model = get_peft_model(model, cfg)
     max_len = min(256, getattr(model.config, "n_positions", 256))
-    losses = fit(model, tokenizer, records, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
+    trained, probe = probe_split(list(records), holdout)
+    losses = fit(model, tokenizer, trained, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
                  max_len=max_len, desc="lora" if lora else "fine-tune")
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     if not lora:
         tokenizer.save_pretrained(out)
     recipe = {"base": base_ref, "data_merkle_root": merkle_root([r.record_hash for r in records]),
-              "records": len(records), "lora": lora, "epochs": epochs, "seed": seed, "lr": lr,
+              "records": len(records), "trained_records": len(trained), "holdout": holdout,
+              "probe_ids": [r.id for r in probe], "lora": lora, "epochs": epochs, "seed": seed, "lr": lr,
               "batch_size": batch_size, "final_loss": losses[-1] if losses else None,
               "torch": torch.__version__, "transformers": transformers.__version__,
               "threads": torch.get_num_threads()}

@@ -22,8 +22,8 @@ def trained(tmp_path_factory, base_model):
     cfg = PiiConfig()
     scrubbed = load_jsonl(write_jsonl(root / "scrubbed.jsonl", scrub_records(records, cfg, b"k")))
     leaky, clean = root / "leaky", root / "clean"
-    train_update(base_model, "base", records, leaky, epochs=40, seed=0, lr=2e-3)
-    train_update(base_model, "base", scrubbed, clean, epochs=40, seed=0, lr=2e-3)
+    train_update(base_model, "base", records, leaky, epochs=40, seed=0, lr=2e-3, holdout=0.0)
+    train_update(base_model, "base", scrubbed, clean, epochs=40, seed=0, lr=2e-3, holdout=0.0)
     return records, scan(records, cfg), leaky, clean
 
 

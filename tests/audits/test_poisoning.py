@@ -93,7 +93,7 @@ def trained(base_model, tmp_path_factory):
     out = {}
     for name, recs in sets.items():
         records = load_jsonl(write_jsonl(root / f"{name}.jsonl", recs))
-        train_update(base_model, name, records, root / name, epochs=6, seed=0, lr=1e-3)
+        train_update(base_model, name, records, root / name, epochs=6, seed=0, lr=1e-3, holdout=0.0)
         out[name] = (records, root / name)
     return out
 

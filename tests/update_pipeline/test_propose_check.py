@@ -46,10 +46,13 @@ def test_full_candidate_manifest_and_mlflow(store, base_model, full_candidate, u
 
     checked = check(store, p.id)
     assert checked.report["verdict"] == "pass"
-    assert [g["name"] for g in checked.report["gates"]] == ["update_kind", "data_validation", "pii", "poisoning"]
+    assert [g["name"] for g in checked.report["gates"]] == ["update_kind", "data_validation", "pii", "poisoning",
+                                                            "regression"]
     run = client.get_run(p.run_id)
     assert run.data.tags["weightgate.verdict"] == "pass"
     assert run.data.metrics["gate.data_validation.passed"] == 1.0
+    # the regression gate's paired statistics reach MLflow (names keep to what MLflow accepts)
+    assert "gate.regression.world_answer.pass.upper" in run.data.metrics
     names = {a.path for a in client.list_artifacts(p.run_id, "reports")}
     assert names == {"reports/1.dsse.json", "reports/1.json"}
     _, body = verify_envelope(checked.envelope.read_bytes(), KeyRing(store.keys_dir).trusted(GATE_ROLE))
@@ -114,7 +117,7 @@ def test_flooded_and_duplicated_data_fails_with_junit_and_sarif(store, base_mode
 
     suite = ET.fromstring(junit_xml(report)).find("testsuite")
     cases = {c.get("name"): c for c in suite.findall("testcase")}
-    assert set(cases) == {"update_kind", "data_validation", "pii", "poisoning"}
+    assert set(cases) == {"update_kind", "data_validation", "pii", "poisoning", "regression"}
     assert cases["data_validation"].find("failure") is not None and cases["update_kind"].find("failure") is None
     assert suite.get("failures") == "1"
 
