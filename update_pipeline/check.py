@@ -60,7 +60,7 @@ def _result_dir(store: Store, proposal: Proposal, base_dir: Path) -> Path:
     return proposal_result(store, proposal, base_dir, dest / "model")
 
 
-def _history(store: Store) -> list[dict[str, Any]]:
+def history(store: Store) -> list[dict[str, Any]]:
     """Per-tensor delta statistics of every promoted update, oldest first (from the ledger)."""
     from governance.keys import KeyRing
     from governance.ledger import Ledger
@@ -142,7 +142,7 @@ def check(store: Store, ref: str, policy_path: Path | None = None, tracking_uri:
     base = functools.cache(lambda: _base_dir(store, proposal, tracking_uri))
     candidate = functools.cache(lambda: _result_dir(store, proposal, base()))
     records = load_jsonl(proposal.data_path, allow_empty=proposal.manifest.get("origin") is not None)
-    ctx = GateContext(proposal, tuple(records), base, candidate, functools.cache(lambda: _history(store)),
+    ctx = GateContext(proposal, tuple(records), base, candidate, functools.cache(lambda: history(store)),
                       functools.cache(lambda: _lineage(store)), lambda: _own_probe(store, proposal, records),
                       store.cache_dir / "eval")
     results = [_kind_result(proposal, list(policy.allowed_update_kinds))]

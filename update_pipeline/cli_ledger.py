@@ -107,14 +107,9 @@ def ledger_show(as_json: Annotated[bool, typer.Option("--json", help="Print JSON
     from rich.console import Console
     from rich.table import Table
 
-    from update_pipeline.promote import ledger_of
+    from update_pipeline.views import ledger_rows
 
-    ledger, keys = ledger_of(shared.store())
-    entries = ledger.entries(keys.list())
-    rows = [{"seq": e.seq, "action": e.predicate["action"], "version": e.predicate["version"],
-             "champion": e.predicate["champion"], "proposal": (e.predicate.get("proposal") or {}).get("id"),
-             "approvers": (e.predicate.get("proposal") or {}).get("approvers", []), "digest": e.digest,
-             "created": e.predicate["created"]} for e in entries]
+    rows = ledger_rows(shared.store())
     if as_json:
         shared.emit(rows)
         return

@@ -24,7 +24,7 @@ from governance.store import Store
 from governance.vault import seal
 from update_pipeline.intake import Proposed, propose
 from update_pipeline.promote import ledger_of
-from update_pipeline.replay import data_of, lineage, read_data, replay
+from update_pipeline.replay import data_of, lineage, read_data, replay, steps_of
 from update_pipeline.train import RECIPE
 from update_pipeline.versions import restore_version
 
@@ -37,6 +37,78 @@ class Unlearned:
     replayed: list[int]
     removed: list[str] = field(default_factory=list)
     problem: str | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What an unlearning request will do, worked out before anything is written."""
+
+    method: str
+    affected: list[int]
+    start: int | None
+    replayed: list[int]
+    records: int = 0
+    problem: str | None = None
+
+    def describe(self) -> str:
+        if self.problem:
+            return f"no exact replay is possible: {self.problem}"
+        if self.method == "approximate":
+            return (f"subtract the weight change of ledger:{self.affected[0]} from the champion; the result is "
+                    "APPROXIMATE and labelled so in the proposal, the ledger and MLflow")
+        what = f"{self.records} record(s) in ledger:{self.affected}, " if self.records else ""
+        return (f"{what}replay the recorded recipes of {self.replayed or 'no version'} from ledger:{self.start} "
+                "(exact: the model that training without it would have made)")
+
+
+def plan_revert(store: Store, version: int, exact: bool) -> Plan:
+    ledger, keys = ledger_of(store)
+    entries = ledger.entries(keys.list())
+    chain = lineage(entries) if entries else []
+    if version not in chain or version == 0:
+        raise UsageError(f"ledger:{version} is not an update in the champion's lineage ({chain[1:]})")
+    if not exact:
+        return Plan("approximate", [version], None, [])
+    later = chain[chain.index(version) + 1:]
+    return _checked(entries, Plan("exact", [version], versions(entries)[version].predicate["parent"], later))
+
+
+def _checked(entries: list, plan: Plan) -> Plan:
+    try:
+        steps_of(entries, plan.replayed)
+    except UsageError as exc:
+        return Plan(plan.method, plan.affected, plan.start, plan.replayed, plan.records, str(exc))
+    return plan
+
+
+def _hits(store: Store, ledger: Ledger, entries: list, record_id: str | None, text: str | None,
+          work: Path) -> dict[int, set[str]]:
+    if (record_id is None) == (text is None) or text == "":
+        raise UsageError("give exactly one of --record-id or --text")
+    promoted = sorted(v for v, e in versions(entries).items() if e.predicate.get("data"))
+    hits = {v: _matches(store, ledger, entries, v, record_id, text, work) for v in promoted}
+    hits = {v: h for v, h in hits.items() if h}
+    if not hits:
+        raise UsageError("no promoted update's data contains that record")
+    return hits
+
+
+def _forget_plan(entries: list, hits: dict[int, set[str]]) -> Plan:
+    affected, records = sorted(hits), len(set().union(*hits.values()))
+    chain = lineage(entries)
+    in_chain = [v for v in chain if v in affected]
+    if not in_chain:
+        return Plan("exact", affected, None, [], records, "no affected version is in the champion's lineage")
+    first = in_chain[0]
+    return _checked(entries, Plan("exact", affected, versions(entries)[first].predicate["parent"],
+                                  chain[chain.index(first):], records))
+
+
+def plan_forget(store: Store, record_id: str | None, text: str | None) -> Plan:
+    ledger, keys = ledger_of(store)
+    entries = ledger.entries(keys.list())
+    with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
+        return _forget_plan(entries, _hits(store, ledger, entries, record_id, text, Path(tmp)))
 
 
 def default_proposer(store: Store, by: str | None) -> str:
@@ -69,18 +141,16 @@ def _approximate(store: Store, entries: list, version: int, dest: Path) -> Path:
 
 def revert(store: Store, version: int, exact: bool, by: str | None, passphrase: str | None,
            tracking_uri: str | None = None) -> Unlearned:
+    plan = plan_revert(store, version, exact)
     ledger, keys = ledger_of(store)
     entries = ledger.entries(keys.list())
-    chain = lineage(entries) if entries else []
-    if version not in chain or version == 0:
-        raise UsageError(f"ledger:{version} is not an update in the champion's lineage ({chain[1:]})")
     by = default_proposer(store, by)
     with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
         work = Path(tmp)
         base_ref = f"ledger:{champion(entries)}"
         if exact:
-            later = chain[chain.index(version) + 1:]
-            parent = versions(entries)[version].predicate["parent"]
+            later, parent = plan.replayed, plan.start
+            assert parent is not None
             result, data, _ = replay(store, ledger, entries, parent, later, work)
             origin = {"revert": version, "method": "exact", "start": parent, "replayed": later}
             note = f"exact revert of ledger:{version}: replayed {later or 'nothing'} from ledger:{parent}"
@@ -116,18 +186,12 @@ def _without(raw: bytes, removed: set[str], work: Path) -> tuple[bytes, list[lis
 
 def forget(store: Store, record_id: str | None, text: str | None, by: str | None, passphrase: str | None,
            tracking_uri: str | None = None) -> Unlearned:
-    if (record_id is None) == (text is None) or text == "":
-        raise UsageError("give exactly one of --record-id or --text")
     ledger, keys = ledger_of(store)
     blobs = BlobStore(store.blobs_dir)
     with ledger.lock(), tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
         work = Path(tmp)
         entries = ledger.entries(keys.list())
-        promoted = sorted(v for v, e in versions(entries).items() if e.predicate.get("data"))
-        hits = {v: _matches(store, ledger, entries, v, record_id, text, work) for v in promoted}
-        hits = {v: h for v, h in hits.items() if h}
-        if not hits:
-            raise UsageError("no promoted update's data contains that record")
+        hits = _hits(store, ledger, entries, record_id, text, work)
         removed = sorted(set().union(*hits.values()))
         redacted, old_keys = [], []
         for v in hits:
@@ -174,13 +238,10 @@ def _redact_copies(store: Store, entries: list, removed: set[str], hits: dict[in
 
 def _replay_without(store: Store, ledger: Ledger, entries: list, affected: list[int], removed: list[str],
                     by: str | None, passphrase: str | None, tracking_uri: str | None) -> Unlearned:
-    chain = lineage(entries)
-    in_chain = [v for v in chain if v in affected]
-    if not in_chain:
-        return Unlearned(None, "exact", affected, [], removed, "no affected version is in the champion's lineage")
-    first = in_chain[0]
-    start = versions(entries)[first].predicate["parent"]
-    todo = chain[chain.index(first):]
+    plan = _forget_plan(entries, {v: {"?"} for v in affected})
+    if plan.start is None:
+        return Unlearned(None, "exact", affected, [], removed, plan.problem)
+    start, todo = plan.start, plan.replayed
     by = default_proposer(store, by)
     with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
         try:

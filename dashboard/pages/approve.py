@@ -1,0 +1,63 @@
+"""Approve or reject: signed exactly as `weightgate approve` signs; promote once the threshold is met."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard.common import attempt, badge, chosen_proposal, keys, store
+from update_pipeline.promote import decide, promote
+from update_pipeline.views import proposal_view, queue
+
+st.title("Approve or reject")
+views = [v for v in (attempt(lambda: queue(store())) or []) if v.promoted_as is None]
+if not views:
+    st.info("Nothing is waiting: every proposal is promoted, or none was made.")
+    st.stop()
+pid = chosen_proposal([v.proposal.id for v in views])
+view = proposal_view(store(), pid)
+st.write(f"{badge(view.verdict)} **{view.state}** · proposed by **{view.proposal.proposer}** · "
+         f"{view.proposal.manifest['note'] or 'no note'}")
+st.page_link("pages/proposals.py", label="See the gates' evidence", icon=":material/fact_check:",
+             query_params={"proposal": pid})
+
+if view.report is None:
+    st.error(f"{pid} has not been checked: run `weightgate check {pid}` first. It cannot be approved.")
+    st.stop()
+if view.report["verdict"] != "pass":
+    st.error(f"{pid} failed its check ({', '.join(view.report['failed_gates'])}): it cannot be approved.")
+    st.stop()
+
+signed, needed = ", ".join(view.approved_by) or "nobody yet", view.missing
+st.metric("approvals still needed", needed)
+st.write(f"approved by: {signed}")
+st.caption(view.approvals)
+
+roles = {k.name: k.role + (", proposed this update" if k.name == view.proposal.proposer else "") for k in keys()}
+if roles:
+    with st.form("decide", clear_on_submit=True):
+        by = st.radio("Sign with key", list(roles), horizontal=True, format_func=lambda n: f"{n} ({roles[n]})")
+        passphrase = st.text_input("Passphrase", type="password")
+        comment = st.text_input("Comment (kept in the signed statement; a reason is required to reject)")
+        approve_clicked = st.form_submit_button("Approve", type="primary")
+        reject_clicked = st.form_submit_button("Reject")
+    if approve_clicked or reject_clicked:
+        decision = "approve" if approve_clicked else "reject"
+        if decision == "reject" and not comment.strip():
+            st.error("a rejection needs a reason")
+        else:
+            status = attempt(lambda: decide(store(), pid, by, passphrase or None, decision, comment))
+            if status is not None:
+                st.success(f"{decision}d by {by}: {status.describe()}")
+                view = proposal_view(store(), pid)
+else:
+    st.warning("No keys yet: `weightgate keys create NAME --role approver`.")
+
+if view.met:
+    if st.button("Promote", type="primary"):
+        with st.spinner("storing weights, appending to the ledger, registering in MLflow"):
+            done = attempt(lambda: promote(store(), pid))
+        if done is not None:
+            st.success(f"promoted {pid} as ledger:{done.version}, the champion")
+            st.page_link("pages/ledger.py", label="See the ledger", icon=":material/timeline:")
+else:
+    st.button("Promote", disabled=True, help=view.approvals)

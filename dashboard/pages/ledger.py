@@ -1,0 +1,70 @@
+"""Ledger: the verification badge (the same verify as `weightgate ledger verify`) and the timeline."""
+
+from __future__ import annotations
+
+import datetime
+import os
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from dashboard.common import attempt, store
+from governance.errors import WeightgateError
+from governance.keys import KeyRing
+from governance.lineage import Lineage
+from governance.proposals import ProposalStore
+from update_pipeline.audit import verify_store
+from update_pipeline.views import ledger_rows
+
+st.title("Ledger")
+s = store()
+try:
+    summary = verify_store(s)
+    st.markdown(f":green-badge[:material/verified: ledger verifies] {summary['entries']} entries, "
+                f"{summary['blobs']} blobs checked; champion **ledger:{summary['champion']}**")
+except WeightgateError as exc:
+    st.markdown(":red-badge[:material/gpp_bad: ledger does NOT verify]")
+    st.error(f"{type(exc).__name__}: {exc}")
+
+rows = attempt(lambda: ledger_rows(s)) or []
+if not rows:
+    st.info("The ledger is empty: promote a proposal to start it.")
+    st.stop()
+
+uri = s.tracking_uri()
+ui = os.environ.get("WEIGHTGATE_MLFLOW_UI") or (uri if uri.startswith("http") else "http://127.0.0.1:5000")
+lineage = Lineage(uri, s.artifacts_dir)
+registered = attempt(lambda: lineage.registered_versions(s.model_name)) or {}
+proposals = ProposalStore(s.proposals_dir, KeyRing(s.keys_dir))
+exp = lineage.client().get_experiment_by_name("weightgate/proposals")
+
+
+def run_link(pid: str | None) -> str | None:
+    if not pid or exp is None:
+        return None
+    try:
+        run = proposals.load(pid).lineage().get("run_id")
+    except WeightgateError:
+        return None
+    return f"{ui}/#/experiments/{exp.experiment_id}/runs/{run}" if run else None
+
+
+table = pd.DataFrame([{
+    "seq": r["seq"], "when": datetime.datetime.fromtimestamp(r["created"]).strftime("%Y-%m-%d %H:%M:%S"),
+    "action": r["action"], "version": r["version"],
+    "champion after": r["champion"],
+    "proposal": r["proposal"] or "", "kind": r["kind"] or "", "approvers": ", ".join(r["approvers"]),
+    "note": r["note"] or "", "mlflow run": run_link(r["proposal"]),
+    "registered version": (f"{ui}/#/models/{s.model_name}/versions/{registered[r['version']]}"
+                           if r["version"] in registered and r["action"] in ("promote", "genesis") else None),
+    "entry digest": r["digest"][:16]} for r in rows])
+st.dataframe(table, hide_index=True, width="stretch", column_config={
+    "mlflow run": st.column_config.LinkColumn(display_text="run"),
+    "registered version": st.column_config.LinkColumn(display_text=r"version (\d+)$")})
+st.caption(f"MLflow links open {ui}; for the embedded store start `mlflow ui --backend-store-uri {uri}`.")
+
+chart = alt.Chart(table).mark_line(point=True, interpolate="step-after").encode(
+    x=alt.X("seq:Q", title="ledger entry"), y=alt.Y("champion after:Q", title="champion version"),
+    tooltip=["seq", "action", "version", "proposal", "approvers"])
+st.altair_chart(chart.properties(title="champion over time", height=220), width="stretch")

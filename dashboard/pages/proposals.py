@@ -1,0 +1,89 @@
+"""Proposals: the queue, and one proposal in full with each gate's evidence as pictures."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts
+from dashboard.common import attempt, badge, chosen_proposal, store
+from governance.data import load_jsonl
+from update_pipeline.check import history
+from update_pipeline.views import ProposalView, queue
+
+st.title("Proposals")
+views = attempt(lambda: queue(store())) or []
+if not views:
+    st.info("No proposals yet: `weightgate propose --base REF --candidate PATH --data FILE --by KEY`.")
+    st.stop()
+
+gates = sorted({g for v in views for g in v.gate_statuses()})
+st.dataframe(pd.DataFrame([{"proposal": v.proposal.id, "state": v.state, "verdict": v.verdict,
+                            "kind": v.proposal.manifest["candidate"]["kind"], "proposer": v.proposal.proposer,
+                            "note": v.proposal.manifest["note"], **v.gate_statuses()} for v in views],
+                          columns=["proposal", "state", "verdict", "kind", "proposer", "note", *gates]),
+             hide_index=True, width="stretch")
+
+pid = chosen_proposal([v.proposal.id for v in views])
+view: ProposalView = next(v for v in views if v.proposal.id == pid)
+m = view.proposal.manifest
+st.header(f"{pid} {badge(view.verdict)}")
+st.write(f"**{view.state}** · {view.approvals}")
+st.page_link("pages/approve.py", label="Approve or reject this proposal", icon=":material/how_to_vote:",
+             query_params={"proposal": pid})
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Manifest")
+    st.write(f"base `{m['base']['ref']}` · candidate **{m['candidate']['kind']}** "
+             f"({', '.join(m['candidate']['files'])}) · proposer **{view.proposal.proposer}**")
+    st.write(f"note: {m['note'] or '-'}")
+    if m.get("origin"):
+        st.warning(f"made by unlearning: {m['origin']}")
+    st.caption(f"manifest digest {view.proposal.manifest_digest[:16]} · delta: {m['delta']['changed_tensors']} "
+               f"tensors changed, total L2 {m['delta']['total_l2']:.4g}")
+with right:
+    st.subheader("Data")
+    d = m["data"]
+    st.write(f"{d['records']} records · Merkle root `{d['merkle_root'][:16]}`")
+    st.caption("record kinds and sources are checked by the data_validation gate below")
+
+if view.report is None:
+    st.info(f"Not checked yet: `weightgate check {pid}`.")
+    st.stop()
+
+by_name = {g["name"]: g for g in view.report["gates"]}
+st.subheader("Gates")
+st.write(" ".join(f"{g['name']} {badge(g['status'])}" for g in view.report["gates"]))
+tabs = st.tabs(list(by_name))
+for tab, (name, g) in zip(tabs, by_name.items(), strict=True):
+    with tab:
+        ev = g["evidence"]
+        if name == "poisoning":
+            st.altair_chart(charts.delta_norms(m["delta"]["tensors"], history(store())), width="stretch")
+            triggers = [t["phrase"] for t in ev.get("suspected_triggers", [])]
+            if triggers:
+                st.write("suspected triggers: " + ", ".join(f":red-background[{t}]" for t in triggers))
+                flagged = set(ev.get("flagged_record_ids", []))
+                pattern = re.compile("|".join(re.escape(t) for t in triggers), re.I)
+                shown = [r for r in load_jsonl(view.proposal.data_path, allow_empty=True) if r.id in flagged][:8]
+                for r in shown:
+                    text = " ".join(r.fields.values()).replace("\n", " ")
+                    st.markdown(f"`{r.id}` " + pattern.sub(lambda x: f":red-background[**{x.group(0)}**]", text))
+        if name == "regression" and ev.get("comparisons"):
+            st.altair_chart(charts.regression_intervals(ev["comparisons"]), width="stretch")
+            if ev.get("retention", {}).get("cells"):
+                st.altair_chart(charts.retention_heatmap(ev["retention"]), width="stretch")
+        if name == "pii" and ev.get("by_entity_type"):
+            st.altair_chart(charts.counts(ev["by_entity_type"], "records with personal data, by type"),
+                            width="stretch")
+            st.write("masked examples:")
+            for ex in ev.get("masked_examples", [])[:5]:
+                st.code(ex if isinstance(ex, str) else str(ex), language=None)
+        if g["findings"]:
+            st.write(f"**{len(g['findings'])} findings**")
+            st.dataframe(pd.DataFrame(g["findings"]).head(50), hide_index=True, width="stretch")
+        with st.expander("metrics and evidence (JSON)"):
+            st.json({"metrics": g["metrics"], "evidence": ev}, expanded=False)

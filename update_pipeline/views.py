@@ -1,0 +1,86 @@
+"""Read-only views of a store, for the command line and the dashboard alike: the proposal queue,
+one proposal in full, and the ledger's timeline. Every signature is verified on the way."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from governance.errors import WeightgateError
+from governance.keys import KeyRing
+from governance.proposals import Proposal, ProposalStore
+from governance.store import Store
+from update_pipeline.promote import ledger_of, status
+
+
+def _promoted(store: Store) -> dict[str, int]:
+    """proposal id -> the ledger version that promoted it."""
+    ledger, keys = ledger_of(store)
+    return {e.predicate["proposal"]["id"]: e.predicate["version"] for e in ledger.entries(keys.list())
+            if e.predicate["action"] == "promote"}
+
+
+@dataclass(frozen=True)
+class ProposalView:
+    proposal: Proposal
+    report: dict[str, Any] | None
+    approvals: str  # the approval status, described; or why it cannot be counted
+    approved_by: tuple[str, ...]
+    missing: int
+    met: bool  # approvals enough and nobody rejected
+    promoted_as: int | None
+
+    @property
+    def verdict(self) -> str:
+        return self.report["verdict"] if self.report else "not checked"
+
+    @property
+    def state(self) -> str:
+        if self.promoted_as is not None:
+            return f"promoted (ledger:{self.promoted_as})"
+        if self.report is None:
+            return "awaiting check"
+        if self.report["verdict"] != "pass":
+            return "check failed"
+        if self.met:
+            return "ready to promote"
+        return "rejected" if self.missing == 0 else f"awaiting {self.missing} approval(s)"
+
+    def gate_statuses(self) -> dict[str, str]:
+        return {g["name"]: g["status"] for g in (self.report or {}).get("gates", [])}
+
+
+def proposal_view(store: Store, ref: str, promoted: dict[str, int] | None = None) -> ProposalView:
+    proposals = ProposalStore(store.proposals_dir, KeyRing(store.keys_dir))
+    p = proposals.load(ref)
+    latest = proposals.latest_report(p)
+    approvals, approved, missing, met = "no report yet", (), -1, False
+    if latest is not None:
+        try:
+            s = status(store, p.id)
+            approvals, approved, missing, met = s.describe(), s.approved_by, s.missing, s.met
+        except WeightgateError as exc:
+            approvals = str(exc)
+    done = (promoted if promoted is not None else _promoted(store)).get(p.id)
+    return ProposalView(p, latest[1] if latest else None, approvals, approved, missing, met, done)
+
+
+def queue(store: Store) -> list[ProposalView]:
+    """Every proposal, newest first."""
+    promoted = _promoted(store)
+    ids = [d.name for d in store.proposals_dir.glob("prop-*") if d.is_dir()] if store.proposals_dir.is_dir() else []
+    views = [proposal_view(store, pid, promoted) for pid in ids]
+    return sorted(views, key=lambda v: v.proposal.manifest["created"], reverse=True)
+
+
+def ledger_rows(store: Store) -> list[dict[str, Any]]:
+    """The ledger's entries, oldest first: what happened, to which version, approved by whom."""
+    ledger, keys = ledger_of(store)
+    rows = []
+    for e in ledger.entries(keys.list()):
+        p = e.predicate.get("proposal") or {}
+        rows.append({"seq": e.seq, "action": e.predicate["action"], "version": e.predicate["version"],
+                     "champion": e.predicate["champion"], "proposal": p.get("id"), "kind": p.get("kind"),
+                     "note": p.get("note"), "approvers": p.get("approvers", []), "digest": e.digest,
+                     "created": e.predicate["created"], "origin": p.get("origin")})
+    return rows
