@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.weightgate-installed
 
-.PHONY: demo test install bench lint clean
+.PHONY: demo test install bench lint clean browser
 
 $(STAMP): pyproject.toml requirements/constraints.txt requirements/spacy-model.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,8 +20,14 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/weightgate demo
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest -q
+
+# the dashboard's end-to-end test drives Debian's chromium (never a browser download)
+browser:
+	@command -v chromium >/dev/null || { echo "installing Debian's chromium for the dashboard test"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -c requirements/constraints.txt -e '.[bench]'

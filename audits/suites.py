@@ -29,9 +29,10 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+import policies
 from governance.errors import PolicyError
 
-SUITES_DIR = Path(__file__).resolve().parent.parent / "policies" / "suites"
+SUITES_DIR = Path(policies.__file__).resolve().parent / "suites"
 
 
 def _compiles(pattern: str) -> None:

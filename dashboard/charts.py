@@ -15,12 +15,12 @@ def delta_norms(tensors: dict[str, dict[str, Any]], history: list[dict[str, dict
              for i, h in enumerate(history) for n, t in h.items() if n in tensors]
     df = pd.DataFrame(rows, columns=["tensor", "l2", "source"])
     x = alt.X("l2:Q", title="L2 norm of the change", scale=alt.Scale(type="symlog"))
-    y = alt.Y("tensor:N", sort=list(tensors), title=None)
+    y = alt.Y("tensor:N", sort=list(tensors), title=None, axis=alt.Axis(labelLimit=320))
     bars = alt.Chart(df[df["source"] == "candidate"]).mark_bar(color="#4c78a8").encode(
         x=x, y=y, tooltip=["tensor", "l2"])
     dots = alt.Chart(df[df["source"] != "candidate"]).mark_tick(color="#e45756", thickness=2).encode(
         x=x, y=y, tooltip=["tensor", "source", "l2"])
-    return (bars + dots).properties(height=max(120, 14 * len(tensors)), title="change per tensor "
+    return (bars + dots).properties(height=alt.Step(16), title="change per tensor "
                                     "(bars: this update; red ticks: earlier promoted updates)")
 
 
@@ -28,14 +28,14 @@ def regression_intervals(comparisons: list[dict[str, Any]]) -> alt.LayerChart:
     """Mean change per metric with its confidence interval, and the drop the policy allows."""
     df = pd.DataFrame([{**c, "allowed": -c["max_drop"], "verdict": "regressed" if c["regressed"] else "ok"}
                        for c in comparisons])
-    y = alt.Y("metric:N", sort=None, title=None)
+    y = alt.Y("metric:N", sort=None, title=None, axis=alt.Axis(labelLimit=320))
     rule = alt.Chart(df).mark_rule(strokeWidth=3).encode(
         x=alt.X("lower:Q", title="change, candidate - base (95% interval)"), x2="upper:Q", y=y,
         color=alt.Color("verdict:N", scale=alt.Scale(domain=["ok", "regressed"], range=["#54a24b", "#e45756"])))
     point = alt.Chart(df).mark_point(filled=True, size=60, color="black").encode(
         x="diff:Q", y=y, tooltip=["metric", "base_mean", "candidate_mean", "diff", "lower", "upper", "max_drop"])
     allowed = alt.Chart(df).mark_tick(color="gray", thickness=2, size=16).encode(x="allowed:Q", y=y)
-    return (rule + point + allowed).properties(height=max(120, 24 * len(df)),
+    return (rule + point + allowed).properties(height=alt.Step(26),
                                                title="regression: change per metric (grey tick: allowed drop)")
 
 
@@ -50,10 +50,10 @@ def retention_heatmap(retention: dict[str, Any]) -> alt.LayerChart:
     heat = base.mark_rect().encode(color=alt.Color("score:Q", scale=alt.Scale(scheme="viridis"),
                                                    title="log-prob / token"), tooltip=["version", "update", "score"])
     text = base.mark_text(color="white").encode(text=alt.Text("score:Q", format=".2f"))
-    return (heat + text).properties(title="retention matrix", height=40 * len(retention["rows"]))
+    return (heat + text).properties(title="retention matrix", height=alt.Step(40))
 
 
 def counts(by_type: dict[str, int], title: str) -> alt.Chart:
     df = pd.DataFrame([{"type": k, "records": v} for k, v in by_type.items()])
     return alt.Chart(df).mark_bar().encode(x=alt.X("records:Q"), y=alt.Y("type:N", sort="-x", title=None),
-                                           tooltip=["type", "records"]).properties(title=title)
+                                           tooltip=["type", "records"]).properties(title=title, height=alt.Step(24))

@@ -199,6 +199,27 @@ def _quiet() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)
 
 
+@app.command()
+def dashboard(
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port on 127.0.0.1.")] = 8501,
+) -> None:
+    """Serve the approval dashboard (Streamlit) on 127.0.0.1 over this store."""
+    import os
+    import subprocess
+    import sys
+
+    store = shared.store()
+    env = {**os.environ, "WEIGHTGATE_HOME": str(store.home), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    if shared.tracking_uri():
+        env["MLFLOW_TRACKING_URI"] = str(shared.tracking_uri())
+    app_file = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
+    typer.echo(f"weightgate dashboard over {store.home}: http://127.0.0.1:{port}  (Ctrl-C to stop)", err=True)
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app_file), "--server.address", "127.0.0.1",
+           "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+           "--client.toolbarMode", "viewer"]
+    raise typer.Exit(subprocess.call(cmd, env=env))
+
+
 def main() -> None:
     _quiet()
     try:
@@ -220,22 +241,3 @@ def main() -> None:
 if __name__ == "__main__":
     main()
 
-
-@app.command()
-def dashboard(
-    port: Annotated[int, typer.Option(min=1, max=65535, help="Port on 127.0.0.1.")] = 8501,
-) -> None:
-    """Serve the approval dashboard (Streamlit) on 127.0.0.1 over this store."""
-    import os
-    import subprocess
-    import sys
-
-    store = shared.store()
-    env = {**os.environ, "WEIGHTGATE_HOME": str(store.home), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
-    if shared.tracking_uri():
-        env["MLFLOW_TRACKING_URI"] = str(shared.tracking_uri())
-    app_file = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
-    typer.echo(f"weightgate dashboard over {store.home}: http://127.0.0.1:{port}  (Ctrl-C to stop)", err=True)
-    cmd = [sys.executable, "-m", "streamlit", "run", str(app_file), "--server.address", "127.0.0.1",
-           "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
-    raise typer.Exit(subprocess.call(cmd, env=env))

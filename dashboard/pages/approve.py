@@ -32,7 +32,8 @@ st.metric("approvals still needed", needed)
 st.write(f"approved by: {signed}")
 st.caption(view.approvals)
 
-roles = {k.name: k.role + (", proposed this update" if k.name == view.proposal.proposer else "") for k in keys()}
+roles = {k.name: k.role + (", proposed this update" if k.name == view.proposal.proposer else "")
+         for k in keys() if k.role != "gate"}  # the gate runner's key signs reports, never decisions
 if roles:
     with st.form("decide", clear_on_submit=True):
         by = st.radio("Sign with key", list(roles), horizontal=True, format_func=lambda n: f"{n} ({roles[n]})")

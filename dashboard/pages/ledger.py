@@ -61,10 +61,11 @@ table = pd.DataFrame([{
     "entry digest": r["digest"][:16]} for r in rows])
 st.dataframe(table, hide_index=True, width="stretch", column_config={
     "mlflow run": st.column_config.LinkColumn(display_text="run"),
-    "registered version": st.column_config.LinkColumn(display_text=r"version (\d+)$")})
+    "registered version": st.column_config.LinkColumn(display_text=r"/models/.*/versions/(\d+)$")})
 st.caption(f"MLflow links open {ui}; for the embedded store start `mlflow ui --backend-store-uri {uri}`.")
 
 chart = alt.Chart(table).mark_line(point=True, interpolate="step-after").encode(
-    x=alt.X("seq:Q", title="ledger entry"), y=alt.Y("champion after:Q", title="champion version"),
+    x=alt.X("seq:O", title="ledger entry", axis=alt.Axis(labelAngle=0)),
+    y=alt.Y("champion after:Q", title="champion version", axis=alt.Axis(tickMinStep=1, format="d")),
     tooltip=["seq", "action", "version", "proposal", "approvers"])
 st.altair_chart(chart.properties(title="champion over time", height=220), width="stretch")
