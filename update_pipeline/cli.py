@@ -212,12 +212,8 @@ def dashboard(
     env = {**os.environ, "WEIGHTGATE_HOME": str(store.home), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
     if shared.tracking_uri():
         env["MLFLOW_TRACKING_URI"] = str(shared.tracking_uri())
-    app_file = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
     typer.echo(f"weightgate dashboard over {store.home}: http://127.0.0.1:{port}  (Ctrl-C to stop)", err=True)
-    cmd = [sys.executable, "-m", "streamlit", "run", str(app_file), "--server.address", "127.0.0.1",
-           "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
-           "--client.toolbarMode", "viewer"]
-    raise typer.Exit(subprocess.call(cmd, env=env))
+    raise typer.Exit(subprocess.call([sys.executable, "-m", "dashboard.serve", "--port", str(port)], env=env))
 
 
 def main() -> None:
