@@ -40,6 +40,20 @@ proposals = ProposalStore(s.proposals_dir, KeyRing(s.keys_dir))
 exp = lineage.client().get_experiment_by_name("weightgate/proposals")
 
 
+def report_of(pid: str | None) -> str:
+    """The verdict of the signed report the promotion was approved on."""
+    if not pid:
+        return ""
+    try:
+        latest = proposals.latest_report(proposals.load(pid))
+    except WeightgateError as exc:
+        return f"unreadable: {exc}"
+    if latest is None:
+        return ""
+    report = latest[1]
+    return f"{report['verdict']} ({len(report['gates'])} gates)"
+
+
 def run_link(pid: str | None) -> str | None:
     if not pid or exp is None:
         return None
@@ -55,7 +69,7 @@ table = pd.DataFrame([{
     "action": r["action"], "version": r["version"],
     "champion after": r["champion"],
     "proposal": r["proposal"] or "", "kind": r["kind"] or "", "approvers": ", ".join(r["approvers"]),
-    "note": r["note"] or "", "mlflow run": run_link(r["proposal"]),
+    "note": r["note"] or "", "report": report_of(r["proposal"]), "mlflow run": run_link(r["proposal"]),
     "registered version": (f"{ui}/#/models/{s.model_name}/versions/{registered[r['version']]}"
                            if r["version"] in registered and r["action"] in ("promote", "genesis") else None),
     "entry digest": r["digest"][:16]} for r in rows])

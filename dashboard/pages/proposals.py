@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 import pandas as pd
 import streamlit as st
@@ -48,7 +49,10 @@ with right:
     st.subheader("Data")
     d = m["data"]
     st.write(f"{d['records']} records · Merkle root `{d['merkle_root'][:16]}`")
-    st.caption("record kinds and sources are checked by the data_validation gate below")
+    records = load_jsonl(view.proposal.data_path, allow_empty=True)
+    kinds, sources = Counter(r.kind for r in records), Counter(r.source or "(none)" for r in records)
+    st.write("kinds: " + ", ".join(f"{k} {n}" for k, n in kinds.most_common()) + " · sources: "
+             + ", ".join(f"{k} {n}" for k, n in sources.most_common(5)))
 
 if view.report is None:
     st.info(f"Not checked yet: `weightgate check {pid}`.")
@@ -68,7 +72,7 @@ for tab, (name, g) in zip(tabs, by_name.items(), strict=True):
                 st.write("suspected triggers: " + ", ".join(f":red-background[{t}]" for t in triggers))
                 flagged = set(ev.get("flagged_record_ids", []))
                 pattern = re.compile("|".join(re.escape(t) for t in triggers), re.I)
-                shown = [r for r in load_jsonl(view.proposal.data_path, allow_empty=True) if r.id in flagged][:8]
+                shown = [r for r in records if r.id in flagged][:8]
                 for r in shown:
                     text = " ".join(r.fields.values()).replace("\n", " ")
                     st.markdown(f"`{r.id}` " + pattern.sub(lambda x: f":red-background[**{x.group(0)}**]", text))
