@@ -12,7 +12,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "build" / "screenshots"
@@ -31,30 +30,12 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def two_approver_store(tmp_path_factory):
     """The demo's store under a policy needing two approvals, with a clean proposal waiting for them."""
-    from governance.data import load_jsonl
     from governance.keys import KeyRing
-    from governance.store import Store
-    from tests.conftest import write_jsonl
-    from update_pipeline import demo, refs, world
-    from update_pipeline.check import check
-    from update_pipeline.intake import propose
-    from update_pipeline.train import train_update
+    from tests.dashboard.conftest import demo_with_waiting_proposal
 
-    root = tmp_path_factory.mktemp("e2e")
-    store = Store.locate(root / "home")
-    demo.run_demo(store, quiet=True)
-    policy = yaml.safe_load(store.policy_path.read_text())
-    policy["approvals"]["required"] = 2
-    store.policy_path.write_text(yaml.safe_dump(policy, sort_keys=False))
+    store, _, pid = demo_with_waiting_proposal(tmp_path_factory.mktemp("e2e"), approvals=2)
     KeyRing(store.keys_dir).create("second-approver", "approver", "second-pass")
-    data = write_jsonl(root / "more.jsonl", world.fact_records(world.countries(n=33)[30:], "curated")
-                       + world.safety_records("curated"))
-    out = root / "more"
-    train_update(refs.resolve("ledger:champion", store), "ledger:champion", load_jsonl(data), out, lora=True,
-                 epochs=6, seed=0, lr=1e-3)
-    p = propose(store, "ledger:champion", out, data, demo.PROPOSER, demo.DEMO_PASSPHRASE, note="more facts")
-    assert check(store, p.id).report["verdict"] == "pass"
-    return store, p.id
+    return store, pid
 
 
 def _free_port():

@@ -13,30 +13,12 @@ APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 @pytest.fixture(scope="module")
 def demo_store(tmp_path_factory):
     """The demo's store, plus one more clean proposal (checked, passing, not yet approved)."""
-    from governance.data import load_jsonl
     from governance.keys import KeyRing
-    from governance.store import Store
-    from tests.conftest import write_jsonl
-    from update_pipeline import demo, refs, world
-    from update_pipeline.check import check
-    from update_pipeline.intake import propose
-    from update_pipeline.train import train_update
+    from tests.dashboard.conftest import demo_with_waiting_proposal
 
-    root = tmp_path_factory.mktemp("dashboard")
-    store = Store.locate(root / "home")
-    summary = demo.run_demo(store, quiet=True)
-    keys = KeyRing(store.keys_dir)
-    keys.create("auditor-ann", "auditor", "ann-pass")
-    # new facts, with the safety data rehearsed so refusals are kept
-    data = write_jsonl(root / "more.jsonl", world.fact_records(world.countries(n=33)[30:], "curated")
-                       + world.safety_records("curated"))
-    out = root / "more"
-    train_update(refs.resolve("ledger:champion", store), "ledger:champion", load_jsonl(data), out, lora=True,
-                 epochs=6, seed=0, lr=1e-3)
-    p = propose(store, "ledger:champion", out, data, demo.PROPOSER, demo.DEMO_PASSPHRASE, note="more facts")
-    report = check(store, p.id).report
-    assert report["verdict"] == "pass", [(g["name"], g["findings"][:3]) for g in report["gates"] if g["findings"]]
-    return store, summary, p.id
+    store, summary, pid = demo_with_waiting_proposal(tmp_path_factory.mktemp("dashboard"))
+    KeyRing(store.keys_dir).create("auditor-ann", "auditor", "ann-pass")
+    return store, summary, pid
 
 
 @pytest.fixture
