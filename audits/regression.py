@@ -94,6 +94,10 @@ class RegressionGate(Gate):
             metrics[f"{x.metric}.diff"], metrics[f"{x.metric}.upper"] = x.diff, x.upper
         if bwt is not None:
             metrics["retention.backward_transfer"] = bwt
+        table = retention_evidence
+        for col, value in zip(table["columns"], table["cells"][-1], strict=True):  # the candidate's row
+            if value is not None:
+                metrics[f"retention.candidate.{col}"] = value
         low_bwt = bwt is not None and bwt < c.min_backward_transfer
         if low_bwt:
             findings.append(Finding(f"backward transfer {bwt:+.3f} is below {c.min_backward_transfer} "

@@ -2,6 +2,7 @@
 
 import re
 
+import pytest
 import yaml
 
 from governance.data import load_jsonl
@@ -77,6 +78,7 @@ def test_retention_matrix_names_the_one_update_forgotten(store, base_model, tmp_
     assert forgetting == {"retention:ledger:1": True, "retention:ledger:2": False}
     assert gate["status"] == "warn" and any(re.search(r"forgets the update that made ledger:1", f["message"])
                                            for f in gate["findings"])
+    assert gate["metrics"]["retention.candidate.ledger:1"] == pytest.approx(cells[("candidate", "ledger:1")], abs=1e-3)
     bwt = gate["metrics"]["retention.backward_transfer"]
     expected = ((cells[("candidate", "ledger:1")] - cells[("ledger:1", "ledger:1")])
                 + (cells[("candidate", "ledger:2")] - cells[("ledger:2", "ledger:2")])) / 2
