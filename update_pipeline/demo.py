@@ -127,3 +127,4 @@ def _print(summary: dict[str, Any]) -> None:
     console.print("Gates run: " + ", ".join(summary["proposals"][0]["gates_run"]))
     console.print(f"Champion: {summary['champion'] or 'none'} "
                   "(see 'weightgate ledger show'; in MLflow: models:/weightgate-model@champion)")
+    console.print(f"Review them in the dashboard: weightgate --home {summary['home']} dashboard")

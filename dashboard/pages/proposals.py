@@ -72,10 +72,14 @@ for tab, (name, g) in zip(tabs, by_name.items(), strict=True):
                 st.write("suspected triggers: " + ", ".join(f":red-background[{t}]" for t in triggers))
                 flagged = set(ev.get("flagged_record_ids", []))
                 pattern = re.compile("|".join(re.escape(t) for t in triggers), re.I)
-                shown = [r for r in records if r.id in flagged][:8]
-                for r in shown:
+                st.caption("flagged records, 40 characters either side of the trigger (never the whole record)")
+                for r in [r for r in records if r.id in flagged][:8]:
                     text = " ".join(r.fields.values()).replace("\n", " ")
-                    st.markdown(f"`{r.id}` " + pattern.sub(lambda x: f":red-background[**{x.group(0)}**]", text))
+                    hit = pattern.search(text)
+                    if hit:
+                        a, b = max(0, hit.start() - 40), min(len(text), hit.end() + 40)
+                        st.markdown(f"`{r.id}` …{text[a:hit.start()]}:red-background[**{hit.group(0)}**]"
+                                    f"{text[hit.end():b]}…")
         if name == "regression" and ev.get("comparisons"):
             st.altair_chart(charts.regression_intervals(ev["comparisons"]), width="stretch")
             if ev.get("retention", {}).get("cells"):
