@@ -79,11 +79,12 @@ def revert(
     by: Annotated[str | None, typer.Option(help="Proposer key for the resulting proposal.")] = None,
 ) -> None:
     """Unlearn one update: propose the champion without ledger:VERSION."""
-    from update_pipeline.unlearn import default_proposer
+    from update_pipeline.unlearn import default_proposer, plan_revert
     from update_pipeline.unlearn import revert as do_revert
 
     store = shared.store()
     who = default_proposer(store, by)
+    typer.echo(f"plan: {plan_revert(store, version, exact).describe()}", err=True)
     _print_unlearned(do_revert(store, version, exact, who, shared.passphrase(who), shared.tracking_uri()))
 
 
@@ -93,11 +94,12 @@ def forget(
     by: Annotated[str | None, typer.Option(help="Proposer key for the replay proposal.")] = None,
 ) -> None:
     """A data-subject request: crypto-shred the records and propose an exact replay without them."""
-    from update_pipeline.unlearn import default_proposer
+    from update_pipeline.unlearn import default_proposer, plan_forget
     from update_pipeline.unlearn import forget as do_forget
 
     store = shared.store()
     who = default_proposer(store, by)
+    typer.echo(f"plan: {plan_forget(store, record_id, text).describe()}", err=True)
     _print_unlearned(do_forget(store, record_id, text, who, shared.passphrase(who), shared.tracking_uri()))
 
 

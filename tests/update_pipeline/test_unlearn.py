@@ -94,3 +94,18 @@ def test_forget_a_record(store, base_model, tmp_path):
         next(p.name for p in store.proposals_dir.iterdir() if (p / "redactions.json").exists()))
     with pytest.raises(Exception, match="no promoted update"):
         forget(store, None, secret, by="alice", passphrase="alice-pass")
+
+
+def test_cli_prints_the_plan_before_acting(store, base_model, tmp_path):
+    import subprocess
+    import sys
+
+    promote_chain(store, base_model, tmp_path, n=2)
+    r = subprocess.run([sys.executable, "-m", "update_pipeline.cli", "--home", str(store.home), "revert", "1",
+                        "--exact", "--by", "alice"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "plan: replay the recorded recipes of [2] from ledger:0 (exact" in r.stderr
+    assert "new proposal prop-" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "update_pipeline.cli", "--home", str(store.home), "forget",
+                        "--text", "no such text"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "no promoted update's data contains that record" in r.stderr
