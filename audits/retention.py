@@ -36,22 +36,22 @@ class Retention:
     columns: list[str]
     cells: list[list[float | None]]  # rows x columns, mean log-probability per token
     per_record: dict[tuple[str, str], dict[str, float]]  # (row, column) -> record id -> value
-    own: dict[str, str]  # column -> the row of the version its update made
     held_out: dict[str, bool]
 
     def cell(self, row: str, column: str) -> float | None:
         return self.cells[self.rows.index(row)][self.columns.index(column)]
 
     def backward_transfer(self, row: str) -> float | None:
-        """Mean over earlier updates of (row's cell - the cell right after that update)."""
-        gaps = [self.cell(row, c) - self.cell(self.own[c], c)  # type: ignore[operator]
-                for c in self.columns if self.own.get(c) not in (None, row)]
+        """Mean over earlier updates of (row's cell - the cell right after that update). A column is
+        labelled as the row of the version its update made."""
+        gaps = [self.cell(row, c) - self.cell(c, c)  # type: ignore[operator]
+                for c in self.columns if c != row and c in self.rows]
         return sum(gaps) / len(gaps) if gaps else None
 
     def as_dict(self) -> dict[str, object]:
         return {"rows": self.rows, "columns": self.columns,
                 "cells": [[None if v is None else round(v, 4) for v in r] for r in self.cells],
-                "made_by": self.own, "held_out": self.held_out, "unit": "mean log-probability per token"}
+                "held_out": self.held_out, "unit": "mean log-probability per token"}
 
 
 def retention(versions: Sequence[Version], *, cache_dir: Path | None = None, batch: int = 32) -> Retention:
@@ -69,4 +69,4 @@ def retention(versions: Sequence[Version], *, cache_dir: Path | None = None, bat
             line.append(sum(vals.values()) / len(vals) if vals else None)
         cells.append(line)
     return Retention([v.label for v in versions], [c[0] for c in columns], cells, per,
-                     {c[0]: c[0] for c in columns}, {c[0]: c[2].held_out for c in columns})
+                     {c[0]: c[2].held_out for c in columns})

@@ -120,14 +120,14 @@ class Suite(_Strict):
         return [c for c in self.cases if c.kind == kind]
 
 
-def _with_ids(cases: list[dict], start: int) -> list[dict]:
+def _with_ids(cases: list, start: int) -> list:
+    """Each case (a mapping) with an id, given or ``<kind>-<n>``; anything else is left for
+    validation to name."""
     seen: set[str] = set()
     out = []
     for i, c in enumerate(cases, start):
-        c = dict(c) if isinstance(c, dict) else c
-        if isinstance(c, dict) and not c.get("id"):
-            c["id"] = f"{c.get('kind', 'case')}-{i}"
         if isinstance(c, dict):
+            c = {**c, "id": c.get("id") or f"{c.get('kind', 'case')}-{i}"}
             if c["id"] in seen:
                 raise PolicyError(f"case {i}: duplicate id {c['id']!r}")
             seen.add(c["id"])

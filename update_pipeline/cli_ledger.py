@@ -72,6 +72,16 @@ def _print_unlearned(done) -> None:  # noqa: ANN001
         raise typer.Exit(1)
 
 
+def _unlearn(by: str | None, plan, act) -> None:  # noqa: ANN001
+    """Print the plan, then act with the proposer key's passphrase and print what was done."""
+    from update_pipeline.unlearn import default_proposer
+
+    store = shared.store()
+    who = default_proposer(store, by)
+    typer.echo(f"plan: {plan(store).describe()}", err=True)
+    _print_unlearned(act(store, who, shared.passphrase(who)))
+
+
 def revert(
     version: int,
     exact: Annotated[bool, typer.Option("--exact/--approximate",
@@ -79,13 +89,10 @@ def revert(
     by: Annotated[str | None, typer.Option(help="Proposer key for the resulting proposal.")] = None,
 ) -> None:
     """Unlearn one update: propose the champion without ledger:VERSION."""
-    from update_pipeline.unlearn import default_proposer, plan_revert
-    from update_pipeline.unlearn import revert as do_revert
+    from update_pipeline import unlearn
 
-    store = shared.store()
-    who = default_proposer(store, by)
-    typer.echo(f"plan: {plan_revert(store, version, exact).describe()}", err=True)
-    _print_unlearned(do_revert(store, version, exact, who, shared.passphrase(who), shared.tracking_uri()))
+    _unlearn(by, lambda s: unlearn.plan_revert(s, version, exact),
+             lambda s, who, secret: unlearn.revert(s, version, exact, who, secret, shared.tracking_uri()))
 
 
 def forget(
@@ -94,13 +101,10 @@ def forget(
     by: Annotated[str | None, typer.Option(help="Proposer key for the replay proposal.")] = None,
 ) -> None:
     """A data-subject request: crypto-shred the records and propose an exact replay without them."""
-    from update_pipeline.unlearn import default_proposer, plan_forget
-    from update_pipeline.unlearn import forget as do_forget
+    from update_pipeline import unlearn
 
-    store = shared.store()
-    who = default_proposer(store, by)
-    typer.echo(f"plan: {plan_forget(store, record_id, text).describe()}", err=True)
-    _print_unlearned(do_forget(store, record_id, text, who, shared.passphrase(who), shared.tracking_uri()))
+    _unlearn(by, lambda s: unlearn.plan_forget(s, record_id, text),
+             lambda s, who, secret: unlearn.forget(s, record_id, text, who, secret, shared.tracking_uri()))
 
 
 @ledger_app.command("show")

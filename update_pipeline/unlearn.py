@@ -93,8 +93,7 @@ def _hits(store: Store, ledger: Ledger, entries: list, record_id: str | None, te
     return hits
 
 
-def _forget_plan(entries: list, hits: dict[int, set[str]]) -> Plan:
-    affected, records = sorted(hits), len(set().union(*hits.values()))
+def _forget_plan(entries: list, affected: list[int], records: int) -> Plan:
     chain = lineage(entries)
     in_chain = [v for v in chain if v in affected]
     if not in_chain:
@@ -108,7 +107,8 @@ def plan_forget(store: Store, record_id: str | None, text: str | None) -> Plan:
     ledger, keys = ledger_of(store)
     entries = ledger.entries(keys.list())
     with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
-        return _forget_plan(entries, _hits(store, ledger, entries, record_id, text, Path(tmp)))
+        hits = _hits(store, ledger, entries, record_id, text, Path(tmp))
+    return _forget_plan(entries, sorted(hits), len(set().union(*hits.values())))
 
 
 def default_proposer(store: Store, by: str | None) -> str:
@@ -238,7 +238,7 @@ def _redact_copies(store: Store, entries: list, removed: set[str], hits: dict[in
 
 def _replay_without(store: Store, ledger: Ledger, entries: list, affected: list[int], removed: list[str],
                     by: str | None, passphrase: str | None, tracking_uri: str | None) -> Unlearned:
-    plan = _forget_plan(entries, {v: {"?"} for v in affected})
+    plan = _forget_plan(entries, affected, len(removed))
     if plan.start is None:
         return Unlearned(None, "exact", affected, [], removed, plan.problem)
     start, todo = plan.start, plan.replayed

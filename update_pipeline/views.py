@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from governance.approvals import ApprovalStatus
 from governance.errors import WeightgateError
 from governance.keys import KeyRing
 from governance.proposals import Proposal, ProposalStore
@@ -24,11 +25,25 @@ def _promoted(store: Store) -> dict[str, int]:
 class ProposalView:
     proposal: Proposal
     report: dict[str, Any] | None
-    approvals: str  # the approval status, described; or why it cannot be counted
-    approved_by: tuple[str, ...]
-    missing: int
-    met: bool  # approvals enough and nobody rejected
+    status: ApprovalStatus | None  # None: no report yet, or the approvals cannot be counted (see why)
+    why: str
     promoted_as: int | None
+
+    @property
+    def approvals(self) -> str:
+        return self.status.describe() if self.status else self.why
+
+    @property
+    def approved_by(self) -> tuple[str, ...]:
+        return self.status.approved_by if self.status else ()
+
+    @property
+    def missing(self) -> int:
+        return self.status.missing if self.status else -1
+
+    @property
+    def met(self) -> bool:
+        return self.status is not None and self.status.met
 
     @property
     def verdict(self) -> str:
@@ -54,15 +69,14 @@ def proposal_view(store: Store, ref: str, promoted: dict[str, int] | None = None
     proposals = ProposalStore(store.proposals_dir, KeyRing(store.keys_dir))
     p = proposals.load(ref)
     latest = proposals.latest_report(p)
-    approvals, approved, missing, met = "no report yet", (), -1, False
+    tally, why = None, "no report yet"
     if latest is not None:
         try:
-            s = status(store, p.id)
-            approvals, approved, missing, met = s.describe(), s.approved_by, s.missing, s.met
+            tally = status(store, p.id)
         except WeightgateError as exc:
-            approvals = str(exc)
+            why = str(exc)
     done = (promoted if promoted is not None else _promoted(store)).get(p.id)
-    return ProposalView(p, latest[1] if latest else None, approvals, approved, missing, met, done)
+    return ProposalView(p, latest[1] if latest else None, tally, why, done)
 
 
 def queue(store: Store) -> list[ProposalView]:

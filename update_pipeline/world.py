@@ -130,23 +130,6 @@ def build_base_model(cache_dir: Path, spec: dict = SPEC) -> Path:
     return dest
 
 
-def generate(model_dir: Path, prompts: list[str], max_new_tokens: int = 12) -> list[str]:
-    """Greedy completions, for the demo and for tests that look at behaviour."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
-    outs = []
-    with torch.no_grad():
-        for p in prompts:
-            ids = tok(p, return_tensors="pt")["input_ids"]
-            gen = model.generate(ids, max_new_tokens=max_new_tokens, do_sample=False,
-                                 pad_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id)
-            outs.append(tok.decode(gen[0, ids.shape[1]:], skip_special_tokens=True))
-    return outs
-
-
 def suite(seed: int = 7) -> dict:
     """The regression suite of the base world (policies/suites/world.yaml is this, written out):
     its facts, its refusals, its helpful answers, its reference texts."""
