@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from audits.base import Gate
 from governance.errors import PolicyError
-from governance.policy import Policy, parse_policy
+from governance.policy import Policy, parse_policy, with_suites
 
 GATES: dict[str, str] = {
     "data_validation": "audits.data_validation:DataValidationGate",
@@ -47,7 +47,14 @@ def build_gates(policy: Policy, where: str = "policy") -> list[Gate]:
 
 
 def load_policy(path: Path) -> Policy:
-    """Parse a policy and check every gate name and option; errors, never fallbacks."""
+    """Parse a policy and check every gate name and option; errors, never fallbacks. Its digest covers
+    the file and every suite file its regression gate uses."""
     policy = parse_policy(path)
-    build_gates(policy, str(path))
-    return policy
+    gates = build_gates(policy, str(path))
+    files: dict[str, Path] = {}
+    for gate in gates:
+        if gate.name == "regression":
+            from audits.suites import locate
+
+            files = {name: locate(name) for name in gate.config.suites}  # type: ignore[attr-defined]
+    return with_suites(policy, files)

@@ -2,8 +2,8 @@
 
 An approval names the report envelope it approves (its subject), so it cannot be
 replayed onto another proposal or onto a later report. Counting returns who signed,
-who is missing and the threshold, not a bare yes/no. The proposer's key never counts;
-unknown, revoked and wrong-role keys are refused.
+who is missing and the threshold, not a bare yes/no. Only keys the trust root in force
+lists as approvers count, and never the proposer's.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from governance.errors import UsageError, VerificationError
-from governance.keys import KeyInfo, KeyRing
-from governance.signing import sign_envelope, statement, subject_digests, verify_envelope
+from governance.keys import Signer
+from governance.signing import sign_envelope, statement, subject_digests, verify_signers
+from governance.trust import Root
 
 Decision = Literal["approve", "reject"]
 
@@ -42,44 +43,35 @@ class ApprovalStatus:
         return text
 
 
-def _check_signer(info: KeyInfo, proposer: str) -> None:
-    if info.name == proposer:
-        raise UsageError(f"key {info.name!r} proposed this update and cannot approve it")
-    if info.revoked:
-        raise UsageError(f"key {info.name!r} is revoked")
-    if info.role != "approver":
-        raise UsageError(f"key {info.name!r} has role {info.role!r}; only approver keys may approve or reject")
-
-
-def sign_decision(keys: KeyRing, by: str, passphrase: str | None, proposal_id: str, proposer: str,
-                  report_digest: str, decision: Decision, comment: str) -> bytes:
-    info = keys.get(by)
-    _check_signer(info, proposer)
-    key = keys.private(by, passphrase)
-    predicate = {"proposal": proposal_id, "decision": decision, "comment": comment, "approver": by,
+def sign_decision(root: Root, signer: Signer, proposal_id: str, proposer: str, report_digest: str,
+                  decision: Decision, comment: str) -> bytes:
+    """Refuse before signing what a verifier would not count: keys outside the root, other roles, the proposer."""
+    root.allow("approve", [signer])
+    if signer.name == proposer:
+        raise UsageError(f"key {signer.name!r} proposed this update and cannot approve it")
+    predicate = {"proposal": proposal_id, "decision": decision, "comment": comment, "approver": signer.name,
                  "created": round(time.time(), 3)}
-    return sign_envelope(statement({"report": report_digest}, "Approval/v1", predicate), key, info.keyid)
+    return sign_envelope(statement({"report": report_digest}, "Approval/v1", predicate), signer.key, signer.keyid)
 
 
-def count(envelopes: list[tuple[str, bytes]], keys: list[KeyInfo], proposal_id: str, proposer: str,
+def count(envelopes: list[tuple[str, bytes]], root: Root, proposal_id: str, proposer: str,
           report_digest: str, threshold: int) -> ApprovalStatus:
-    """Tally decisions (where, envelope bytes) for this proposal's current report."""
+    """Tally decisions (where, envelope bytes) for this proposal's current report, judged against `root`."""
     approved: dict[str, str] = {}
     rejected: dict[str, str] = {}
     refused: list[str] = []
-    by_id = {k.keyid: k for k in keys}
-    trusted = {k.keyid: k.public() for k in keys}
     for where, env in envelopes:
         try:
-            keyid, body = verify_envelope(env, trusted, where=where)
-            info = by_id[keyid]
-            _check_signer(info, proposer)
+            signed, body = verify_signers(env, root.public_keys(), where=where)
+            names = root.judge("approve", signed, where).signers
             pred = body["predicate"]
             if subject_digests(body).get("report") != report_digest or pred.get("proposal") != proposal_id:
                 raise VerificationError("signed for another proposal or an earlier report")
+            if proposer in names:
+                raise VerificationError(f"key {proposer!r} proposed this update and cannot approve it")
         except (UsageError, VerificationError) as exc:
             refused.append(str(exc) if where in str(exc) else f"{where}: {exc}")
             continue
-        (approved if pred["decision"] == "approve" else rejected)[info.keyid] = info.name
-    return ApprovalStatus(threshold, tuple(sorted(approved.values())), tuple(sorted(rejected.values())),
-                          tuple(refused))
+        decision = pred.get("decision")
+        (approved if decision == "approve" else rejected)[names[0]] = names[0]
+    return ApprovalStatus(threshold, tuple(sorted(approved)), tuple(sorted(rejected)), tuple(refused))

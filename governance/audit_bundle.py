@@ -3,84 +3,103 @@
     bundle/
       README.md                  what is here and how to check it
       ledger.intoto.jsonl        every ledger entry's DSSE envelope, one per line, byte for byte
+                                 (trust root versions and policies included)
       attestations.intoto.jsonl  every proposal manifest, gate report and approval the ledger names
-      keys.json                  public keys with roles
+      checkpoint.dsse.json       the signed checkpoint of the ledger's head
+      root.json                  the trust root in force at the head (for reading; trust comes from you)
       SHA256SUMS                 sha256 of every other file
 
-``verify_bundle`` re-checks the chain, every signature, every report and approval a
-promotion relied on, and the checksums. Pass pinned keys (``--trust``) to check against
-keys you trust rather than the bundle's own.
+``verify_bundle`` needs a trust anchor the auditor brings: a root version's fingerprint
+or a pinned root file. It re-checks the chain (each entry against the root in force at
+its sequence number), every report and approval a promotion relied on, the signed
+head (so a dropped last entry fails), and the checksums.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from governance import approvals
 from governance.errors import UsageError, VerificationError
-from governance.keys import GATE_ROLE, KeyInfo
-from governance.ledger import walk_chain
-from governance.signing import sha256_hex, subject_digests, verify_envelope
+from governance.ledger import Entry, current_root, policy_in_force, roots, walk_chain
+from governance.schema import RootDoc
+from governance.signing import canonical_json, sha256_hex, subject_digests, verify_signers
+from governance.trust import RULES, check_anchor, fingerprint
+from governance.witness import read_checkpoint
 
-FILES = ("README.md", "ledger.intoto.jsonl", "attestations.intoto.jsonl", "keys.json")
+FILES = ("README.md", "ledger.intoto.jsonl", "attestations.intoto.jsonl", "checkpoint.dsse.json", "root.json")
 README = """# weightgate audit bundle
 
 Exported {created} from a weightgate store; {n} ledger entries, champion ledger:{champion}.
 
 - `ledger.intoto.jsonl`: the ledger, one DSSE envelope per line (payloadType application/vnd.in-toto+json,
   an in-toto Statement v1 with predicateType https://weightgate.dev/LedgerEntry/v1). Each predicate names
-  the sha256 of the previous line (`prev`), so the lines form a hash chain.
+  the sha256 of the previous line (`prev`), so the lines form a hash chain. Entries with action `root` are
+  the trust root's versions: which key holds which role, and the thresholds.
 - `attestations.intoto.jsonl`: the proposal manifests, gate reports and approvals that promotions name by
   sha256 (`manifest_blob`, `report_blob`, `approval_blobs`), one envelope per line.
-- `keys.json`: the Ed25519 public keys (raw, base64) with their roles; a key id is the sha256 of the raw key.
+- `checkpoint.dsse.json`: the signed head of the ledger (sequence number and digest of the last line).
+- `root.json`: the trust root at the head, fingerprint {fingerprint}. It is here to read; do not trust it
+  because it is here.
 - `SHA256SUMS`: checksums of the files above.
 
-To check it: `weightgate audit verify THIS_FOLDER --trust PINNED_KEYS.json` (no store needed). By hand:
-verify each DSSE signature over PAE(payloadType, payload), check `prev` links and `seq`, and for each
-promotion check that its report passed and that its approvals meet `threshold` without the proposer.
+To check it, with no store: `weightgate audit verify THIS_FOLDER --root-fingerprint HEX` (the fingerprint
+you were given out of band) or `--trust ROOT.json` (a root file you pinned). By hand: verify each DSSE
+signature over PAE(payloadType, payload) against the keys of the root in force at that line, check `prev`
+links and `seq`, and for each promotion check that its report passed and that its approvals meet the
+threshold without the proposer.
 """
 
 
-def check_promotion(pred: dict[str, Any], read: Callable[[str], bytes], keys: list[KeyInfo], where: str) -> None:
-    """A promotion's manifest, passing report and approvals all verify and match each other."""
+def check_promotion(entry: Entry, entries: list[Entry], read: Callable[[str], bytes], where: str) -> None:
+    """A promotion's manifest, passing report and approvals all verify against the root in force at its
+    sequence number and match each other; the report was made under the policy then in force."""
+    pred, root = entry.predicate, entry.root
     p = pred["proposal"]
-    proposers = {k.keyid: k.public() for k in keys if k.role == "proposer"}
     manifest_env = read(p["manifest_blob"])
     if sha256_hex(manifest_env) != p["manifest_digest"]:
         raise VerificationError(f"{where}: manifest does not match its recorded digest")
-    verify_envelope(manifest_env, proposers, where=f"{where} manifest")
+    signed, _ = verify_signers(manifest_env, root.public_keys(*RULES["propose"][0]), where=f"{where} manifest")
+    proposer = root.judge("propose", signed, f"{where} manifest").signers[0]
+    if proposer != p["proposer"]:
+        raise VerificationError(f"{where}: manifest signed by {proposer}, recorded proposer {p['proposer']}")
     report_env = read(p["report_blob"])
-    gate = {k.keyid: k.public() for k in keys if k.role == GATE_ROLE}
-    _, report = verify_envelope(report_env, gate, where=f"{where} report")
+    _, report = verify_signers(report_env, root.public_keys("gate"), where=f"{where} report")
     if report["predicate"]["verdict"] != "pass":
         raise VerificationError(f"{where}: promoted a proposal whose report did not pass")
     if subject_digests(report).get("manifest.dsse.json") != p["manifest_digest"]:
         raise VerificationError(f"{where}: the report is about another proposal")
+    policy = policy_in_force(entries, entry.seq)
+    if policy is None or report["predicate"]["policy"]["digest"] != policy["digest"]:
+        raise VerificationError(f"{where}: the report was made under another policy than the one in force")
+    if p["threshold"] < root.doc.thresholds.approvals:
+        raise VerificationError(f"{where}: recorded threshold {p['threshold']} is below the root's "
+                                f"{root.doc.thresholds.approvals}")
     envs = [(f"{where} approval {i + 1}", read(b)) for i, b in enumerate(p["approval_blobs"])]
-    tally = approvals.count(envs, keys, p["id"], p["proposer"], sha256_hex(report_env), p["threshold"])
+    tally = approvals.count(envs, root, p["id"], p["proposer"], sha256_hex(report_env), p["threshold"])
     if not tally.met or list(tally.approved_by) != p["approvers"]:
         raise VerificationError(f"{where}: recorded approvals do not verify ({tally.describe()})")
 
 
-def export_bundle(envelopes: list[bytes], read: Callable[[str], bytes], keys: list[KeyInfo], out: Path,
+def export_bundle(entries: list[Entry], checkpoint: bytes, read: Callable[[str], bytes], out: Path,
                   created: str) -> Path:
     if out.exists() and any(out.iterdir()):
         raise UsageError(f"{out} exists and is not empty")
-    preds = [b["predicate"] for b in walk_chain(envelopes, keys)]
+    read_checkpoint(checkpoint, entries, "checkpoint")
     named: list[str] = []
-    for pred in preds:
-        p = pred.get("proposal") or {}
+    for e in entries:
+        p = e.predicate.get("proposal") or {}
         named += [p["manifest_blob"], p["report_blob"], *p.get("approval_blobs", [])] if p else []
+    root = current_root(entries)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "ledger.intoto.jsonl").write_bytes(b"".join(e + b"\n" for e in envelopes))
+    (out / "ledger.intoto.jsonl").write_bytes(b"".join(e.envelope + b"\n" for e in entries))
     (out / "attestations.intoto.jsonl").write_bytes(b"".join(read(d) + b"\n" for d in dict.fromkeys(named)))
-    (out / "keys.json").write_text(json.dumps([asdict(k) for k in keys], indent=2, sort_keys=True) + "\n")
-    champion = preds[-1]["champion"] if preds else None
-    (out / "README.md").write_text(README.format(created=created, n=len(preds), champion=champion))
+    (out / "checkpoint.dsse.json").write_bytes(checkpoint)
+    (out / "root.json").write_bytes(canonical_json(root.doc.model_dump()) + b"\n")
+    (out / "README.md").write_text(README.format(created=created, n=len(entries), champion=entries[-1].predicate[
+        "champion"], fingerprint=root.fingerprint))
     sums = "".join(f"{sha256_hex((out / f).read_bytes())}  {f}\n" for f in FILES)
     (out / "SHA256SUMS").write_text(sums)
     return out
@@ -93,14 +112,22 @@ def _lines(path: Path) -> list[bytes]:
     return [line for line in raw.split(b"\n")[:-1]] if raw else []
 
 
-def _keys(path: Path) -> list[KeyInfo]:
-    try:
-        return [KeyInfo(**k) for k in json.loads(path.read_text())]
-    except (OSError, ValueError, TypeError) as exc:
-        raise VerificationError(f"{path.name}: not a key list ({exc})") from None
+def anchor_of(trust: Path | None, root_fingerprint: str | None) -> str:
+    """The auditor's trust anchor: a pinned root file's fingerprint, or a fingerprint given directly."""
+    if trust is None and not root_fingerprint:
+        raise VerificationError("no trust anchor: give --root-fingerprint HEX (from whoever runs the store, out "
+                                "of band) or --trust ROOT.json (a root file you pinned); a bundle cannot vouch "
+                                "for itself")
+    if trust is not None:
+        try:
+            return fingerprint(RootDoc.model_validate_json(trust.read_bytes()))
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"{trust}: not a weightgate root file ({str(exc).splitlines()[0]})") from None
+    return str(root_fingerprint)
 
 
-def verify_bundle(folder: Path, trust: Path | None = None) -> dict[str, Any]:
+def verify_bundle(folder: Path, trust: Path | None = None, root_fingerprint: str | None = None) -> dict[str, Any]:
+    anchor = anchor_of(trust, root_fingerprint)
     if not (folder / "SHA256SUMS").is_file():
         raise UsageError(f"{folder}: not an audit bundle (no SHA256SUMS)")
     listed: dict[str, str] = {}
@@ -115,9 +142,14 @@ def verify_bundle(folder: Path, trust: Path | None = None) -> dict[str, Any]:
     for name, digest in listed.items():
         if sha256_hex((folder / name).read_bytes()) != digest:
             raise VerificationError(f"{name} does not match its checksum in SHA256SUMS")
-    keys = _keys(trust if trust else folder / "keys.json")
-    envelopes = _lines(folder / "ledger.intoto.jsonl")
-    preds = [b["predicate"] for b in walk_chain(envelopes, keys)]
+    entries = walk_chain(_lines(folder / "ledger.intoto.jsonl"))
+    if not entries:
+        raise VerificationError("ledger.intoto.jsonl is empty")
+    check_anchor(roots(entries), anchor, "bundle")
+    cp = read_checkpoint((folder / "checkpoint.dsse.json").read_bytes(), entries, "checkpoint.dsse.json")
+    if cp.seq != len(entries):
+        raise VerificationError(f"checkpoint.dsse.json signs a ledger of {cp.seq} entries, the bundle has "
+                                f"{len(entries)}: entries were added after the signed head")
     attestations = {sha256_hex(e): e for e in _lines(folder / "attestations.intoto.jsonl")}
 
     def read(digest: str) -> bytes:
@@ -125,8 +157,8 @@ def verify_bundle(folder: Path, trust: Path | None = None) -> dict[str, Any]:
             raise VerificationError(f"attestation {digest[:12]} is missing from the bundle")
         return attestations[digest]
 
-    for seq, pred in enumerate(preds, start=1):
-        if pred["action"] == "promote":
-            check_promotion(pred, read, keys, f"ledger entry {seq} (promote v{pred['version']})")
-    return {"entries": len(preds), "attestations": len(attestations),
-            "champion": preds[-1]["champion"] if preds else None, "pinned_keys": trust is not None}
+    for e in entries:
+        if e.predicate["action"] == "promote":
+            check_promotion(e, entries, read, f"ledger entry {e.seq} (promote v{e.predicate['version']})")
+    return {"entries": len(entries), "attestations": len(attestations), "champion": entries[-1].predicate["champion"],
+            "root_version": current_root(entries).version, "anchor": anchor}

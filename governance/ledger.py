@@ -1,14 +1,17 @@
-"""The append-only, hash-chained ledger of model versions.
+"""The append-only, hash-chained ledger: trust roots, policies, versions, rollbacks, forgets.
 
 Each entry is a DSSE envelope over an in-toto statement whose predicate names the
 previous entry's digest; the row keeps only (seq, digest, envelope), all checked on
-verify. Entries are appended inside one transaction under an exclusive file lock, so
-concurrent writers are serialized and a kill leaves the old head or the new one.
-The database URL is configurable (SQLite in the store by default).
+verify. Every entry is signed by whoever did it and judged against the trust root in
+force at its sequence number (governance.trust): the chain carries its own trust, and a
+pinned fingerprint of a root version anchors it. Entries are appended inside one
+transaction under an exclusive file lock, so concurrent writers are serialized and a
+kill leaves the old head or the new one.
 
-Actions: ``genesis`` (the first base, version 0), ``promote`` (a new version),
-``rollback`` (the champion moves to an earlier version), ``forget`` (update data
-re-encrypted without some records). Versions only rise; nothing is deleted.
+Actions: ``root`` (a trust root version), ``policy`` (the policy in force), ``genesis``
+(the first base, version 0), ``promote`` (a new version), ``rollback`` (the champion
+moves to an earlier version), ``forget`` (update data re-encrypted without some
+records). Versions only rise; nothing is deleted.
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ from sqlalchemy import Column, Integer, LargeBinary, MetaData, String, Table, cr
 from sqlalchemy.engine import Engine
 
 from governance.errors import UsageError, VerificationError
-from governance.keys import GATE_ROLE, KeyInfo
-from governance.signing import sha256_hex, sign_envelope, statement, verify_envelope
+from governance.keys import Signer
+from governance.schema import RootDoc, parse_entry
+from governance.signing import sha256_hex, sign_envelope_by, statement, unverified_statement, verify_signers
+from governance.trust import Authorized, Root, check_anchor
 
 _meta = MetaData()
 entries_table = Table(
@@ -40,7 +45,11 @@ data_keys_table = Table(  # mutable on purpose: deleting a key crypto-shreds its
     Column("key_id", String(64), primary_key=True),
     Column("key", LargeBinary, nullable=False),
 )
-ACTIONS = ("genesis", "promote", "rollback", "forget")
+checkpoints_table = Table(  # a copy of the newest signed checkpoints, for export; trusted for nothing
+    "checkpoints", _meta,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("envelope", LargeBinary, nullable=False),
+)
 
 
 @dataclass(frozen=True)
@@ -49,17 +58,43 @@ class Entry:
     digest: str
     envelope: bytes
     body: dict[str, Any]
+    root: Root  # the trust root this entry was judged against (for a root entry: the one before it)
+    signed: Authorized
 
     @property
     def predicate(self) -> dict[str, Any]:
         return self.body["predicate"]
 
 
+def roots(entries: list[Entry]) -> list[Root]:
+    """Every trust root version, oldest first."""
+    return [Root(RootDoc.model_validate(e.predicate["root"])) for e in entries if e.predicate["action"] == "root"]
+
+
+def current_root(entries: list[Entry]) -> Root:
+    found = roots(entries)
+    if not found:
+        raise UsageError("this store has no trust root: run 'weightgate trust init' first")
+    return found[-1]
+
+
+def pinned_anchor(config_anchor: str | None) -> str | None:
+    """WEIGHTGATE_ROOT_FINGERPRINT (pinned outside the store), else the store's own record of it."""
+    import os
+
+    return os.environ.get("WEIGHTGATE_ROOT_FINGERPRINT") or config_anchor
+
+
 class Ledger:
-    def __init__(self, url: str, lock_path: Path) -> None:
+    def __init__(self, url: str, lock_path: Path, anchor: str | None = None) -> None:
         self.url = url
         self.lock_path = lock_path
+        self.anchor = anchor
         self._engine: Engine | None = None
+
+    @classmethod
+    def of(cls, store: Any) -> Ledger:
+        return cls(store.ledger_url, store.lock_path, pinned_anchor(store.config().get("root_fingerprint")))
 
     @property
     def engine(self) -> Engine:
@@ -83,34 +118,50 @@ class Ledger:
         with self.engine.connect() as conn:
             return [tuple(r) for r in conn.execute(select(entries_table).order_by(entries_table.c.seq))]
 
-    def entries(self, keys: list[KeyInfo]) -> list[Entry]:
-        """Every entry, verified: rows match their envelopes, the chain links, signatures hold."""
+    def entries(self) -> list[Entry]:
+        """Every entry, verified: rows match their envelopes, the chain links, each entry is signed by
+        keys its root allows, and (when one is pinned) the chain holds the pinned root."""
         rows = self.rows()
         for i, (seq, digest, envelope) in enumerate(rows, start=1):
             if seq != i:
                 raise VerificationError(f"ledger entry {i}: sequence number is {seq}, expected {i}")
             if sha256_hex(bytes(envelope)) != digest:
                 raise VerificationError(f"ledger entry {i}: stored digest does not match the envelope's bytes")
-        envelopes = [bytes(r[2]) for r in rows]
-        bodies = walk_chain(envelopes, keys)
-        return [Entry(i, r[1], env, body) for i, (r, env, body) in enumerate(zip(rows, envelopes, bodies,
-                                                                                  strict=True), start=1)]
+        entries = walk_chain([bytes(r[2]) for r in rows])
+        if self.anchor and entries:
+            check_anchor(roots(entries), self.anchor, "ledger")
+        return entries
+
+    def root(self) -> Root:
+        return current_root(self.entries())
 
     def append(self, entries: list[Entry], predicate: dict[str, Any], subjects: Mapping[str, str],
-               key: Any, keyid: str) -> Entry:
-        """Append after the verified `entries`; refuses if someone else appended meanwhile."""
+               signers: list[Signer]) -> Entry:
+        """Append after the verified `entries`, signed by `signers`; refuses if someone else appended
+        meanwhile, or if the signers may not do this action under the root in force."""
         seq = len(entries) + 1
         pred = {**predicate, "seq": seq, "prev": entries[-1].digest if entries else None,
                 "created": round(time.time(), 3)}
-        envelope = sign_envelope(statement(subjects, "LedgerEntry/v1", pred), key, keyid)
-        digest = sha256_hex(envelope)
+        parse_entry(pred, f"new ledger entry {seq}")
+        envelope = sign_envelope_by(statement(subjects, "LedgerEntry/v1", pred), [(s.key, s.keyid) for s in signers])
+        entry = walk_chain([envelope], entries)[0]  # judged exactly as a verifier will judge it
         with self.engine.begin() as conn:
             head = conn.execute(select(entries_table.c.seq).order_by(entries_table.c.seq.desc()).limit(1)).scalar()
             if (head or 0) != len(entries):
                 raise UsageError("the ledger changed while this entry was prepared; try again")
-            conn.execute(entries_table.insert().values(seq=seq, digest=digest, envelope=envelope))
-        _, body = verify_envelope(envelope, {keyid: key.public_key()})
-        return Entry(seq, digest, envelope, body)
+            conn.execute(entries_table.insert().values(seq=seq, digest=entry.digest, envelope=envelope))
+        return entry
+
+    # -- checkpoints (copies; witnesses hold the ones that count) -----------------------------------
+    def save_checkpoint(self, seq: int, envelope: bytes) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(checkpoints_table.delete().where(checkpoints_table.c.seq == seq))
+            conn.execute(checkpoints_table.insert().values(seq=seq, envelope=envelope))
+
+    def checkpoint(self, seq: int) -> bytes | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(checkpoints_table.c.envelope).where(checkpoints_table.c.seq == seq)).first()
+        return bytes(row[0]) if row else None
 
     # -- data keys (crypto-shredding) ---------------------------------------------------------------
     def put_data_key(self, key_id: str, key: bytes) -> None:
@@ -127,19 +178,37 @@ class Ledger:
             conn.execute(data_keys_table.delete().where(data_keys_table.c.key_id == key_id))
 
 
-def walk_chain(envelopes: list[bytes], keys: list[KeyInfo]) -> list[dict[str, Any]]:
-    """Verify a chain of ledger envelopes signed by gate keys; returns their statements."""
-    gate = {k.keyid: k.public() for k in keys if k.role == GATE_ROLE}
-    prev, out = None, []
-    for seq, env in enumerate(envelopes, start=1):
-        _, body = verify_envelope(env, gate, where=f"ledger entry {seq}")
-        pred = body["predicate"]
-        if pred.get("seq") != seq or pred.get("prev") != prev:
-            raise VerificationError(f"ledger entry {seq}: chain broken (seq or previous digest does not match)")
-        if pred.get("action") not in ACTIONS:
-            raise VerificationError(f"ledger entry {seq}: unknown action {pred.get('action')!r}")
-        out.append(body)
-        prev = sha256_hex(env)
+def walk_chain(envelopes: list[bytes], before: list[Entry] | None = None) -> list[Entry]:
+    """Verify ledger envelopes in order (continuing after the verified `before`): the chain links and
+    each entry is signed by keys its root in force allows. A root entry must satisfy the root
+    threshold of the version before it and of itself (version 1: of itself)."""
+    out: list[Entry] = []
+    prior = list(before or [])
+    root = current_root(prior) if any(e.predicate["action"] == "root" for e in prior) else None
+    prev = prior[-1].digest if prior else None
+    for seq, env in enumerate(envelopes, start=len(prior) + 1):
+        where = f"ledger entry {seq}"
+        pred = unverified_statement(env, where).get("predicate")
+        model = parse_entry(pred, where)
+        if model.seq != seq or model.prev != prev:
+            raise VerificationError(f"{where}: chain broken (seq or previous digest does not match)")
+        if pred["action"] == "root":
+            new = Root(RootDoc.model_validate(pred["root"]))
+            expected = 1 if root is None else root.version + 1
+            if new.version != expected:
+                raise VerificationError(f"{where}: root version {new.version}, expected {expected}")
+            judges = [new] if root is None else [root, new]
+            keys = {k: v for r in judges for k, v in r.public_keys().items()}
+            signed, body = verify_signers(env, keys, where)
+            auth = [r.judge("root", signed, f"{where} (root v{new.version} by root v{r.version})") for r in judges]
+            out.append(Entry(seq, sha256_hex(env), env, body, judges[0], auth[0]))
+            root = new
+        else:
+            if root is None:
+                raise VerificationError(f"{where}: {pred['action']} before any trust root")
+            signed, body = verify_signers(env, root.public_keys(), where)
+            out.append(Entry(seq, sha256_hex(env), env, body, root, root.judge(pred["action"], signed, where)))
+        prev = out[-1].digest
     return out
 
 
@@ -166,3 +235,14 @@ def chain(entries: list[Entry], version: int) -> list[dict[str, Any]]:
             break
         v = made[v].predicate.get("parent")
     return out[::-1]
+
+
+def policy_in_force(entries: list[Entry], seq: int | None = None) -> dict[str, Any] | None:
+    """The policy reference recorded last before entry `seq` (default: the head)."""
+    found = None
+    for e in entries:
+        if seq is not None and e.seq >= seq:
+            break
+        if e.predicate["action"] == "policy":
+            found = e.predicate["policy"]
+    return found

@@ -95,13 +95,8 @@ class Lineage:
     def register_version(self, model_name: str, ledger_version: int, folder: Path, tags: Mapping[str, str],
                          proposal_run: str | None) -> str:
         """Log the version's files to a run and register them as a model version."""
-        from mlflow.exceptions import MlflowException
-
         client = self.client()
-        try:
-            client.get_registered_model(model_name)
-        except MlflowException:
-            client.create_registered_model(model_name, description="Versions promoted through weightgate's ledger")
+        self.ensure_model(model_name)
         exp = client.get_experiment_by_name(LEDGER_EXPERIMENT)
         local = self.tracking_uri.startswith(("sqlite:", "file:"))
         exp_id = exp.experiment_id if exp else client.create_experiment(
@@ -118,6 +113,35 @@ class Lineage:
 
     def set_alias(self, model_name: str, alias: str, registered_version: str) -> None:
         self.client().set_registered_model_alias(model_name, alias, registered_version)
+
+    def ensure_model(self, model_name: str) -> None:
+        from mlflow.exceptions import MlflowException
+
+        client = self.client()
+        try:
+            client.get_registered_model(model_name)
+        except MlflowException:
+            client.create_registered_model(model_name, description="Versions promoted through weightgate's ledger")
+
+    def set_model_tag(self, model_name: str, key: str, value: str) -> None:
+        self.ensure_model(model_name)
+        self.client().set_registered_model_tag(model_name, key, value)
+
+    def model_state(self, model_name: str, alias: str) -> tuple[dict[str, str], int | None] | None:
+        """(registered model tags, ledger version the alias points at) or None when the model is absent."""
+        from mlflow.exceptions import MlflowException
+
+        client = self.client()
+        try:
+            model = client.get_registered_model(model_name)
+        except MlflowException:
+            return None
+        try:
+            mv = client.get_model_version_by_alias(model_name, alias)
+        except MlflowException:
+            return dict(model.tags), None
+        version = mv.tags.get("weightgate.ledger_version")
+        return dict(model.tags), int(version) if version and version.isdigit() else -1
 
     @staticmethod
     def _metrics(values: Mapping[str, float]) -> list[Any]:

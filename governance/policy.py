@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from governance.errors import PolicyError
-from governance.signing import sha256_hex
+from governance.signing import canonical_json, sha256_hex
 
 UpdateKind = Literal["full", "delta", "lora"]
 
@@ -31,7 +31,27 @@ class Policy(BaseModel):
     allowed_update_kinds: list[UpdateKind] = Field(min_length=1)
     approvals: Approvals
     gates: dict[str, dict[str, Any]] = Field(min_length=1, description="gate name -> its options")
-    digest: str = Field(default="", description="sha256 of the policy file's bytes (set on load)")
+    witnesses: list[str] = Field(default_factory=list, description="files (paths or file:// URLs) outside "
+                                 "the store that receive every signed checkpoint of the ledger head")
+    file_digest: str = Field(default="", description="sha256 of the policy file's bytes (set on load)")
+    suites: dict[str, str] = Field(default_factory=dict, description="suite name -> sha256 of its file (set on load)")
+    suite_files: dict[str, str] = Field(default_factory=dict, description="suite name -> its path (set on load)")
+    digest: str = Field(default="", description="sha256 over the policy file and every suite file it uses")
+
+
+def composite_digest(file_digest: str, suites: dict[str, str]) -> str:
+    """What a report and the ledger name as 'the policy': the file and every suite file it uses."""
+    return sha256_hex(canonical_json({"policy": file_digest, "suites": dict(sorted(suites.items()))}))
+
+
+def with_suites(policy: Policy, files: dict[str, Path]) -> Policy:
+    """The policy with the digests of the suite files it uses folded into its digest."""
+    try:
+        suites = {n: sha256_hex(p.read_bytes()) for n, p in files.items()}
+    except OSError as exc:
+        raise PolicyError(f"cannot read suite file: {exc}") from None
+    return policy.model_copy(update={"suites": suites, "suite_files": {n: str(p) for n, p in files.items()},
+                                     "digest": composite_digest(policy.file_digest, suites)})
 
 
 def _describe(err: ValidationError, path: Path) -> str:
@@ -55,13 +75,15 @@ def parse_policy(path: Path) -> Policy:
         raise PolicyError(f"{path}:{where} is not valid YAML: {getattr(exc, 'problem', exc)}") from None
     if not isinstance(data, dict):
         raise PolicyError(f"{path}: a policy is a YAML mapping")
-    if "digest" in data:
-        raise PolicyError(f"{path}: digest: is computed, not written")
+    for computed in ("digest", "file_digest", "suites", "suite_files"):
+        if computed in data:
+            raise PolicyError(f"{path}: {computed}: is computed, not written")
     for name, opts in (data.get("gates") or {}).items():
         if opts is not None and not isinstance(opts, dict):
             raise PolicyError(f"{path}: gates.{name}: options must be a mapping")
     data["gates"] = {k: (v or {}) for k, v in (data.get("gates") or {}).items()}
     try:
-        return Policy(**data, digest=sha256_hex(raw))
+        digest = sha256_hex(raw)
+        return Policy(**data, file_digest=digest, digest=composite_digest(digest, {}))
     except ValidationError as exc:
         raise PolicyError(_describe(exc, path)) from None

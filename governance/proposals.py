@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from governance.errors import UsageError, VerificationError, WeightgateError
-from governance.keys import GATE_ROLE, KeyRing
-from governance.signing import sha256_hex, subject_digests, verify_envelope
+from governance.signing import sha256_hex, subject_digests, verify_signers
+from governance.trust import RULES, Root
 
 _ID = re.compile(r"^prop-[0-9a-f]{10}$")
 
@@ -64,9 +64,9 @@ def proposal_id(envelope: bytes) -> str:
 
 
 class ProposalStore:
-    def __init__(self, root: Path, keys: KeyRing) -> None:
+    def __init__(self, root: Path, trust: Root) -> None:
         self.root = root
-        self.keys = keys
+        self.trust = trust
 
     def create(self, envelope: bytes, data_file: Path) -> str:
         pid = proposal_id(envelope)
@@ -96,13 +96,14 @@ class ProposalStore:
     def load(self, ref: str) -> Proposal:
         pdir = self.resolve(ref)
         envelope = (pdir / "manifest.dsse.json").read_bytes()
-        trusted = self.keys.trusted("proposer")
-        keyid, body = verify_envelope(envelope, trusted, where=f"{pdir.name}/manifest.dsse.json")
+        where = f"{pdir.name}/manifest.dsse.json"
+        signed, body = verify_signers(envelope, self.trust.public_keys(*RULES["propose"][0]), where=where)
+        proposer = self.trust.judge("propose", signed, where).signers[0]
         manifest = body["predicate"]
         data_digest = subject_digests(body).get("data.jsonl")
         if data_digest != sha256_hex((pdir / "data.jsonl").read_bytes()):
             self._check_redacted(pdir, manifest)
-        return Proposal(pdir.name, pdir, manifest, sha256_hex(envelope), self.keys.by_keyid(keyid).name)
+        return Proposal(pdir.name, pdir, manifest, sha256_hex(envelope), proposer)
 
     @staticmethod
     def _check_redacted(pdir: Path, manifest: dict[str, Any]) -> None:
@@ -147,7 +148,7 @@ class ProposalStore:
         if not paths:
             return None
         envelope = paths[-1].read_bytes()
-        _, body = verify_envelope(envelope, self.keys.trusted(GATE_ROLE), where=f"{proposal.id}/{paths[-1].name}")
+        _, body = verify_signers(envelope, self.trust.public_keys("gate"), where=f"{proposal.id}/{paths[-1].name}")
         if subject_digests(body).get("manifest.dsse.json") != proposal.manifest_digest:
             raise VerificationError(f"{proposal.id}/{paths[-1].name} reports on another proposal")
         return envelope, body["predicate"]

@@ -56,6 +56,7 @@ class Report:
     policy_digest: str
     gates: tuple[GateResult, ...]
     created: float
+    policy_parts: Mapping[str, Any] = field(default_factory=dict)  # file digest and suite digests
 
     @property
     def verdict(self) -> Literal["pass", "fail"]:
@@ -70,6 +71,6 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         return {"proposal": self.proposal_id, "manifest_digest": self.manifest_digest,
-                "policy": {"name": self.policy_name, "digest": self.policy_digest},
+                "policy": {"name": self.policy_name, "digest": self.policy_digest, **self.policy_parts},
                 "verdict": self.verdict, "failed_gates": self.failed_gates,
                 "gates": [g.to_dict() for g in self.gates], "created": self.created}

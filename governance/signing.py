@@ -55,13 +55,74 @@ def statement(subjects: Mapping[str, str], predicate_type: str, predicate: Mappi
 def sign_envelope(payload: bytes, key: Ed25519PrivateKey, keyid: str,
                   payload_type: str = PAYLOAD_TYPE) -> bytes:
     """Return the envelope's exact bytes, ready to store."""
-    sig = key.sign(pae(payload_type, payload))
+    return sign_envelope_by(payload, [(key, keyid)], payload_type)
+
+
+def sign_envelope_by(payload: bytes, signers: Sequence[tuple[Ed25519PrivateKey, str]],
+                     payload_type: str = PAYLOAD_TYPE) -> bytes:
+    """One envelope signed by several keys (a threshold), each over the same PAE bytes."""
+    if not signers:
+        raise ValueError("an envelope needs at least one signature")
+    message = pae(payload_type, payload)
     env = {
         "payload": base64.b64encode(payload).decode("ascii"),
         "payloadType": payload_type,
-        "signatures": [{"keyid": keyid, "sig": base64.b64encode(sig).decode("ascii")}],
+        "signatures": [{"keyid": keyid, "sig": base64.b64encode(key.sign(message)).decode("ascii")}
+                       for key, keyid in signers],
     }
     return canonical_json(env)
+
+
+def verify_signers(envelope: bytes, trusted: Mapping[str, Ed25519PublicKey],
+                   where: str = "envelope") -> tuple[set[str], dict[str, Any]]:
+    """Every key id among `trusted` whose signature verifies, and the statement.
+
+    A signature by a trusted key that does not verify is an error, not a signature to skip;
+    signatures by keys not in `trusted` count for nothing. Raises when none verifies.
+    """
+    env, payload = _open(envelope, where)
+    message = pae(PAYLOAD_TYPE, payload)
+    signed: set[str] = set()
+    for sig in env["signatures"]:
+        keyid = sig.get("keyid") if isinstance(sig, dict) else None
+        key = trusted.get(keyid) if isinstance(keyid, str) else None
+        if key is None:
+            continue
+        try:
+            key.verify(_b64(sig.get("sig"), f"{where}: signature"), message)
+        except InvalidSignature:
+            raise VerificationError(f"{where}: signature by key {keyid[:12]} does not verify") from None
+        signed.add(keyid)
+    if not signed:
+        raise VerificationError(f"{where}: no signature by a trusted key")
+    return signed, _statement(payload, where)
+
+
+def unverified_statement(envelope: bytes, where: str = "envelope") -> dict[str, Any]:
+    """The statement inside, before any signature is checked: only to learn which keys to check with."""
+    return _statement(_open(envelope, where)[1], where)
+
+
+def _open(envelope: bytes, where: str) -> tuple[dict[str, Any], bytes]:
+    try:
+        env = json.loads(envelope)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise VerificationError(f"{where}: not a JSON DSSE envelope ({exc})") from exc
+    if not isinstance(env, dict) or not isinstance(env.get("signatures"), list):
+        raise VerificationError(f"{where}: not a DSSE envelope")
+    if env.get("payloadType") != PAYLOAD_TYPE:
+        raise VerificationError(f"{where}: unexpected payloadType {env.get('payloadType')!r}")
+    return env, _b64(env.get("payload"), f"{where}: payload")
+
+
+def _statement(payload: bytes, where: str) -> dict[str, Any]:
+    try:
+        body = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise VerificationError(f"{where}: payload is not JSON") from exc
+    if not isinstance(body, dict) or body.get("_type") != STATEMENT_TYPE:
+        raise VerificationError(f"{where}: payload is not an in-toto Statement v1")
+    return body
 
 
 def _b64(value: Any, what: str) -> bytes:
@@ -75,38 +136,9 @@ def _b64(value: Any, what: str) -> bytes:
 
 def verify_envelope(envelope: bytes, trusted: Mapping[str, Ed25519PublicKey],
                     where: str = "envelope") -> tuple[str, dict[str, Any]]:
-    """Verify a stored envelope against trusted keys (keyid -> public key).
-
-    Returns (signing keyid, statement). Raises VerificationError naming `where`.
-    """
-    try:
-        env = json.loads(envelope)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise VerificationError(f"{where}: not a JSON DSSE envelope ({exc})") from exc
-    if not isinstance(env, dict) or not isinstance(env.get("signatures"), list):
-        raise VerificationError(f"{where}: not a DSSE envelope")
-    payload_type = env.get("payloadType")
-    if payload_type != PAYLOAD_TYPE:
-        raise VerificationError(f"{where}: unexpected payloadType {payload_type!r}")
-    payload = _b64(env.get("payload"), f"{where}: payload")
-    message = pae(payload_type, payload)
-    for sig in env["signatures"]:
-        keyid = sig.get("keyid") if isinstance(sig, dict) else None
-        key = trusted.get(keyid) if isinstance(keyid, str) else None
-        if key is None:
-            continue
-        try:
-            key.verify(_b64(sig.get("sig"), f"{where}: signature"), message)
-        except InvalidSignature:
-            raise VerificationError(f"{where}: signature by key {keyid[:12]} does not verify") from None
-        try:
-            body = json.loads(payload)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise VerificationError(f"{where}: payload is not JSON") from exc
-        if not isinstance(body, dict) or body.get("_type") != STATEMENT_TYPE:
-            raise VerificationError(f"{where}: payload is not an in-toto Statement v1")
-        return keyid, body
-    raise VerificationError(f"{where}: no signature by a trusted key")
+    """Verify an envelope signed by one trusted key; returns (its key id, the statement)."""
+    signed, body = verify_signers(envelope, trusted, where)
+    return sorted(signed)[0], body
 
 
 def subject_digests(body: Mapping[str, Any]) -> dict[str, str]:

@@ -14,8 +14,11 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("WEIGHTGATE_GATE_PASSPHRASE", "test-gate-passphrase")
 
-PASSPHRASES = {"alice": "alice-pass", "bob": "bob-pass", "carol": "carol-pass"}
+PASSPHRASES = {"alice": "alice-passphrase", "bob": "bob-passphrase", "carol": "carol-passphrase",
+               "dan": "dan-passphrase", "olga": "olga-passphrase"}
+MEMBERS = [("alice", "proposer"), ("bob", "approver"), ("carol", "auditor"), ("olga", "operator")]
 
 
 def write_jsonl(path: Path, records: list[dict]) -> Path:
@@ -71,7 +74,6 @@ def lora_candidate(tmp_path_factory: pytest.TempPathFactory, base_model: Path, u
 @pytest.fixture
 def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     import policies
-    from governance.keys import KeyRing
     from governance.store import Store
 
     for name, secret in PASSPHRASES.items():
@@ -79,8 +81,17 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     s = Store.locate(tmp_path / "home")
     s.init(policies.path("default"))
+    return trusted_store(s)
+
+
+def trusted_store(s):
+    """Keys for every role and a trust root v1 whose admin is dan: the store every flow test starts from."""
+    from governance.keys import KeyRing
+    from update_pipeline.service import Weightgate
+
     keys = KeyRing(s.keys_dir)
-    keys.create("alice", "proposer", PASSPHRASES["alice"])
-    keys.create("bob", "approver", PASSPHRASES["bob"])
-    keys.create("carol", "auditor", PASSPHRASES["carol"])
+    keys.create("dan", "root", PASSPHRASES["dan"])
+    for name, role in MEMBERS:
+        keys.create(name, role, PASSPHRASES[name])
+    Weightgate(s, passphrase=PASSPHRASES.get).trust_init(["dan"], MEMBERS)
     return s

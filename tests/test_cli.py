@@ -30,7 +30,10 @@ def test_help_imports_nothing_heavy():
 @pytest.mark.parametrize("cmd", [[], ["init"], ["keys", "create"], ["keys", "list"], ["train"], ["propose"],
                                  ["check"], ["approve"], ["reject"], ["promote"], ["rollback"], ["revert"],
                                  ["forget"], ["ledger"], ["ledger", "show"], ["ledger", "verify"], ["audit"],
-                                 ["audit", "export"], ["audit", "verify"], ["demo"]])
+                                 ["audit", "export"], ["audit", "verify"], ["demo"], ["trust"], ["trust", "init"],
+                                 ["trust", "show"], ["trust", "add-key"], ["trust", "revoke"], ["trust", "rotate"],
+                                 ["trust", "thresholds"], ["policy", "apply"], ["policy", "show"],
+                                 ["ledger", "checkpoint"]])
 def test_every_command_has_help(cmd):
     r = wg(*cmd, "--help")
     assert r.returncode == 0 and "Usage" in r.stdout
@@ -38,11 +41,20 @@ def test_every_command_has_help(cmd):
 
 def test_cli_flow_and_exit_codes(tmp_path, base_model, full_candidate, update_data):
     home = tmp_path / "home"
-    env = {"WEIGHTGATE_PASSPHRASE": "pw"}
+    env = {"WEIGHTGATE_PASSPHRASE": "a long enough passphrase"}
     assert wg("init", home=home).returncode == 0
     assert wg("keys", "create", "pat", "--role", "proposer", home=home, env=env).returncode == 0
+    assert wg("keys", "create", "admin", "--role", "root", home=home, env=env).returncode == 0
     listed = json.loads(wg("keys", "list", "--json", home=home).stdout)
-    assert [(k["name"], k["role"]) for k in listed] == [("pat", "proposer")]
+    assert [(k["name"], k["trusted_role"]) for k in listed] == [("admin", None), ("pat", None)]
+    r = wg("propose", "--base", str(base_model), "--candidate", str(full_candidate), "--data", str(update_data),
+           "--by", "pat", home=home, env=env)
+    assert r.returncode == 2 and "no trust root" in r.stderr
+    r = wg("trust", "init", "--by", "admin", "--add", "pat:proposer", home=home, env=env)
+    assert r.returncode == 0, r.stderr
+    listed = json.loads(wg("keys", "list", "--json", home=home).stdout)
+    assert [(k["name"], k["trusted_role"]) for k in listed] == [("admin", "root"), ("pat", "proposer"),
+                                                                 ("weightgate-gate", "gate")]
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "ok"}\n{oops\n')
@@ -73,7 +85,8 @@ def test_cli_flow_and_exit_codes(tmp_path, base_model, full_candidate, update_da
 
 
 def test_store_required(tmp_path):
-    r = wg("keys", "create", "x", "--role", "proposer", home=tmp_path / "none", env={"WEIGHTGATE_PASSPHRASE": "p"})
+    r = wg("keys", "create", "x", "--role", "proposer", home=tmp_path / "none",
+           env={"WEIGHTGATE_PASSPHRASE": "a long enough passphrase"})
     r2 = wg("propose", "--base", "x", "--candidate", "y", "--data", "z", "--by", "x", home=tmp_path / "none")
     assert r.returncode == 2 and "weightgate init" in r.stderr
     assert r2.returncode == 2 and "weightgate init" in r2.stderr

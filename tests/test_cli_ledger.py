@@ -6,14 +6,18 @@ import subprocess
 
 from tests.test_cli import wg
 
-ENV = {"WEIGHTGATE_PASSPHRASE_PAT": "p1", "WEIGHTGATE_PASSPHRASE_RUTH": "p2", "WEIGHTGATE_PASSPHRASE_SAM": "p3"}
+ENV = {"WEIGHTGATE_PASSPHRASE_PAT": "pat-passphrase", "WEIGHTGATE_PASSPHRASE_RUTH": "ruth-passphrase",
+       "WEIGHTGATE_PASSPHRASE_SAM": "sam-passphrase", "WEIGHTGATE_PASSPHRASE_ADA": "ada-passphrase"}
 
 
 def _setup(tmp_path, base_model, full_candidate, update_data):
     home = tmp_path / "home"
     assert wg("init", home=home).returncode == 0
-    for name, role in (("pat", "proposer"), ("ruth", "approver"), ("sam", "auditor")):
+    for name, role in (("pat", "proposer"), ("ruth", "approver"), ("sam", "auditor"), ("ada", "root")):
         assert wg("keys", "create", name, "--role", role, home=home, env=ENV).returncode == 0
+    r = wg("trust", "init", "--by", "ada", "--add", "pat:proposer", "--add", "ruth:approver", "--add", "sam:auditor",
+           home=home, env=ENV)
+    assert r.returncode == 0, r.stderr
     r = wg("propose", "--base", str(base_model), "--candidate", str(full_candidate), "--data", str(update_data),
            "--by", "pat", home=home, env=ENV)
     pid = r.stdout.split()[1]
@@ -23,30 +27,40 @@ def _setup(tmp_path, base_model, full_candidate, update_data):
 
 def test_approve_promote_show_verify_rollback_export(tmp_path, base_model, full_candidate, update_data):
     home, pid = _setup(tmp_path, base_model, full_candidate, update_data)
-    r = wg("promote", pid, home=home)
+    r = wg("promote", pid, "--by", "ruth", home=home, env=ENV)
     assert r.returncode == 1 and "approvals 0/1" in r.stderr
     r = wg("approve", pid, "--by", "sam", home=home, env=ENV)
     assert r.returncode == 2 and "role 'auditor'" in r.stderr
     r = wg("approve", pid, "--by", "ruth", "--comment", "looks fine", home=home, env=ENV)
     assert r.returncode == 0 and "approvals 1/1 (signed: ruth; missing: 0)" in r.stdout
-    r = wg("promote", pid, home=home)
+    r = wg("promote", pid, "--by", "ruth", home=home, env=ENV)
     assert r.returncode == 0 and "ledger:1" in r.stdout
     rows = json.loads(wg("ledger", "show", "--json", home=home).stdout)
-    assert [(e["action"], e["version"]) for e in rows] == [("genesis", 0), ("promote", 1)]
-    assert rows[1]["approvers"] == ["ruth"]
-    assert wg("ledger", "verify", home=home).returncode == 0
-    r = wg("rollback", "--to", "0", home=home)
+    assert [(e["action"], e["version"]) for e in rows] == [("root", None), ("policy", None), ("genesis", 0),
+                                                           ("promote", 1)]
+    assert rows[3]["approvers"] == ["ruth"] and rows[3]["signed_by"] == ["ruth"]
+    assert wg("ledger", "verify", "--deep", home=home).returncode == 0
+    r = wg("rollback", "--to", "0", home=home, env=ENV)
+    assert r.returncode == 2 and "--by" in r.stderr
+    r = wg("rollback", "--to", "0", "--by", "pat", home=home, env=ENV)
+    assert r.returncode == 2 and "has role 'proposer'" in r.stderr
+    r = wg("rollback", "--to", "0", "--by", "ruth", "--reason", "drill", home=home, env=ENV)
     assert r.returncode == 0 and "champion is ledger:0" in r.stdout
     out = tmp_path / "bundle"
-    assert wg("audit", "export", "--out", str(out), home=home).returncode == 0
+    r = wg("audit", "export", "--out", str(out), home=home)
+    assert r.returncode == 0
+    fingerprint = json.loads((home / "config.json").read_text())["root_fingerprint"]
+    assert fingerprint in r.stderr
     r = wg("audit", "verify", str(out))
-    assert r.returncode == 0 and "3 ledger entries" in r.stdout
+    assert r.returncode == 1 and "--root-fingerprint" in r.stderr and "--trust" in r.stderr
+    r = wg("audit", "verify", str(out), "--root-fingerprint", fingerprint)
+    assert r.returncode == 0 and "5 ledger entries" in r.stdout, r.stderr
 
     with sqlite3.connect(home / "ledger.db") as db:
-        env = db.execute("SELECT envelope FROM ledger_entries WHERE seq = 2").fetchone()[0]
-        db.execute("UPDATE ledger_entries SET envelope = ? WHERE seq = 2", (env[:40] + b"X" + env[41:],))
+        env = db.execute("SELECT envelope FROM ledger_entries WHERE seq = 4").fetchone()[0]
+        db.execute("UPDATE ledger_entries SET envelope = ? WHERE seq = 4", (env[:40] + b"X" + env[41:],))
     r = wg("ledger", "verify", home=home)
-    assert r.returncode == 1 and "ledger entry 2" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert r.returncode == 1 and "ledger entry 4" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
 def test_concurrent_writers_are_serialized(tmp_path, base_model, full_candidate, update_data):
@@ -55,13 +69,14 @@ def test_concurrent_writers_are_serialized(tmp_path, base_model, full_candidate,
 
     home, pid = _setup(tmp_path, base_model, full_candidate, update_data)
     wg("approve", pid, "--by", "ruth", home=home, env=ENV)
-    assert wg("promote", pid, home=home).returncode == 0
-    env = {**os.environ, "WEIGHTGATE_HOME": str(home)}
-    procs = [subprocess.Popen([sys.executable, "-m", "update_pipeline.cli", "rollback", "--to", str(i % 2)],
+    assert wg("promote", pid, "--by", "ruth", home=home, env=ENV).returncode == 0
+    env = {**os.environ, **ENV, "WEIGHTGATE_HOME": str(home)}
+    procs = [subprocess.Popen([sys.executable, "-m", "update_pipeline.cli", "rollback", "--to", str(i % 2),
+                               "--by", "ruth"],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(6)]
     results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
     ok = sum(code == 0 for code, _ in results)
     assert all(code == 0 or "already the champion" in err for code, err in results), results
     rows = json.loads(wg("ledger", "show", "--json", home=home).stdout)
-    assert len(rows) == 2 + ok and [r["seq"] for r in rows] == list(range(1, len(rows) + 1))
+    assert len(rows) == 4 + ok and [r["seq"] for r in rows] == list(range(1, len(rows) + 1))
     assert wg("ledger", "verify", home=home).returncode == 0

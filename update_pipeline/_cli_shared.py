@@ -36,3 +36,10 @@ def passphrase(name: str, confirm: bool = False) -> str | None:
 
 def emit(obj: object) -> None:
     typer.echo(json.dumps(obj, indent=2, sort_keys=True))
+
+
+def service():  # noqa: ANN201
+    """The service API over the store, unlocking keys with passphrases from the environment or a prompt."""
+    from update_pipeline.service import Weightgate
+
+    return Weightgate(store(), tracking_uri(), passphrase)

@@ -1,18 +1,22 @@
-"""Verifying the whole store: the ledger chain, every signature, every blob it names."""
+"""Verifying the whole store: the chain and its trust roots, every signature and blob, the witnesses;
+with ``deep``, every version restored and every reference between entries checked."""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from governance.audit_bundle import check_promotion, export_bundle
 from governance.blobs import BlobStore
-from governance.errors import VerificationError
-from governance.keys import KeyRing
-from governance.ledger import Ledger, champion
+from governance.errors import UsageError, VerificationError
+from governance.ledger import Entry, Ledger, chain, champion, current_root, versions
+from governance.policy import composite_digest
+from governance.signing import sha256_hex
 from governance.store import Store
-from governance.tensorstore import version_blobs
+from governance.tensorstore import TensorStore, version_blobs
 from update_pipeline.hashing import sha256_files
+from update_pipeline.witnesses import check_witnesses
 
 
 def entry_blobs(pred: dict[str, Any]) -> set[str]:
@@ -26,18 +30,21 @@ def entry_blobs(pred: dict[str, Any]) -> set[str]:
         out.add(pred["data"]["blob"])
     for d in pred.get("redacted", []):
         out.add(d["blob"])
+    if pred.get("policy"):
+        out |= {pred["policy"]["blob"], *pred["policy"]["suites"].values()}
     return out
 
 
-def verify_store(store: Store) -> dict[str, Any]:
-    """The chain, every signature, every blob a ledger entry names, and every blob in the store."""
-    keys = KeyRing(store.keys_dir)
+def verify_store(store: Store, deep: bool = False, tracking_uri: str | None = None) -> dict[str, Any]:
+    """The chain, every signature, every blob a ledger entry names, every blob in the store, the witnesses."""
     blobs = BlobStore(store.blobs_dir)
-    entries = Ledger(store.ledger_url, store.lock_path).entries(keys.list())
+    ledger = Ledger.of(store)
+    entries = ledger.entries()
+    if not entries:
+        raise VerificationError("the ledger is empty: no trust root (run 'weightgate trust init')")
     on_disk = [p for p in store.blobs_dir.rglob("*") if p.is_file() and not p.name.startswith(".tmp-")]
     digests = sha256_files(on_disk)
     corrupt = {p.name for p in on_disk if digests[p] != p.name}
-    named: set[str] = set()
     for e in entries:
         where = f"ledger entry {e.seq} ({e.predicate['action']} v{e.predicate['version']})"
         try:
@@ -45,21 +52,80 @@ def verify_store(store: Store) -> dict[str, Any]:
                 if b in corrupt or not blobs.has(b):
                     blobs.verify(b)  # raises, naming the blob
             if e.predicate["action"] == "promote":
-                check_promotion(e.predicate, blobs.read, keys.list(), where)
+                check_promotion(e, entries, blobs.read, where)
+            if deep:
+                _deep(store, ledger, entries, e, where)
         except VerificationError as exc:
-            raise VerificationError(f"{where}: {exc}") from None
-        named |= entry_blobs(e.predicate)
+            raise VerificationError(f"{where}: {exc}" if not str(exc).startswith(where) else str(exc)) from None
     if corrupt:
         raise VerificationError(f"blob {sorted(corrupt)[0][:12]} is corrupt: its bytes do not hash to its name "
                                 "(no ledger entry names it)")
-    return {"entries": len(entries), "blobs": len(on_disk), "champion": champion(entries)}
+    seen = check_witnesses(store, entries, tracking_uri)
+    root = current_root(entries)
+    return {"entries": len(entries), "blobs": len(on_disk), "champion": champion(entries),
+            "root_version": root.version, "root_fingerprint": root.fingerprint, "witnesses": seen,
+            "anchored": ledger.anchor is not None, "deep": deep}
+
+
+def _deep(store: Store, ledger: Ledger, entries: list[Entry], e: Entry, where: str) -> None:
+    """Restore a version and hash its files; check what rollback/forget/policy entries refer to."""
+    pred = e.predicate
+    made = versions(entries[:e.seq])
+    action = pred["action"]
+    if action in ("genesis", "promote"):
+        with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
+            out = TensorStore(BlobStore(store.blobs_dir)).restore(chain(entries, pred["version"]), Path(tmp) / "v")
+            want = {n: f["sha256"] for n, f in pred["weights"]["files"].items()}
+            have = sha256_files([out / n for n in want])
+            for n, digest in want.items():
+                if have[out / n] != digest:
+                    raise VerificationError(f"{where}: restored {n} does not hash to its manifest's sha256")
+        if action == "promote":
+            if pred["parent"] not in made:
+                raise VerificationError(f"{where}: parent ledger:{pred['parent']} does not exist before it")
+            shredded = {k for x in entries if x.predicate["action"] == "forget" for k in _old_keys(entries, x)}
+            key_id = pred["data"]["key_id"]
+            if ledger.data_key(key_id) is None and key_id not in shredded:
+                raise VerificationError(f"{where}: the key of its update data is gone, and no forget entry "
+                                        "shredded it")
+    elif action == "rollback":
+        for v in (pred["version"], pred["from"]):
+            if v not in made:
+                raise VerificationError(f"{where}: refers to ledger:{v}, which does not exist before it")
+    elif action == "forget":
+        for r in pred["redacted"]:
+            if r["version"] not in made:
+                raise VerificationError(f"{where}: redacts ledger:{r['version']}, which does not exist before it")
+    elif action == "policy":
+        ref = pred["policy"]
+        blobs = BlobStore(store.blobs_dir)
+        suites = {n: sha256_hex(blobs.read(b)) for n, b in ref["suites"].items()}
+        if composite_digest(sha256_hex(blobs.read(ref["blob"])), suites) != ref["digest"]:
+            raise VerificationError(f"{where}: the policy digest does not cover its file and suite files")
+
+
+def _old_keys(entries: list[Entry], forget: Entry) -> set[str]:
+    """Data keys a forget entry replaced (and so destroyed)."""
+    from update_pipeline.replay import data_of
+
+    out = set()
+    for r in forget.predicate["redacted"]:
+        before = [x for x in entries if x.seq < forget.seq]
+        out.add(data_of(before, r["version"])["key_id"])
+    return out
 
 
 def export(store: Store, out: Path) -> Path:
-    """Write the audit bundle for the store's whole ledger."""
+    """Write the audit bundle for the store's whole ledger, with its signed head."""
     import datetime
 
-    keys = KeyRing(store.keys_dir)
-    entries = Ledger(store.ledger_url, store.lock_path).entries(keys.list())
+    ledger = Ledger.of(store)
+    entries = ledger.entries()
+    if not entries:
+        raise UsageError("the ledger is empty: nothing to export")
+    checkpoint = ledger.checkpoint(len(entries))
+    if checkpoint is None:
+        raise UsageError(f"ledger entry {len(entries)} has no signed checkpoint (an interrupted write?): sign one "
+                         "with 'weightgate ledger checkpoint --by KEY'")
     created = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    return export_bundle([e.envelope for e in entries], BlobStore(store.blobs_dir).read, keys.list(), out, created)
+    return export_bundle(entries, checkpoint, BlobStore(store.blobs_dir).read, out, created)

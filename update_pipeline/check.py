@@ -25,9 +25,9 @@ from governance.data import DataRecord, load_jsonl, probe_split, ranked
 from governance.errors import VerificationError
 from governance.keys import KeyRing
 from governance.lineage import Lineage
-from governance.proposals import Proposal, ProposalStore
+from governance.proposals import Proposal
 from governance.records import Finding, GateResult, Report
-from governance.signing import canonical_json, sign_envelope, statement, verify_envelope
+from governance.signing import canonical_json, sign_envelope, statement, verify_signers
 from governance.store import Store
 from update_pipeline import refs
 from update_pipeline.hashing import sha256_files
@@ -62,16 +62,16 @@ def _result_dir(store: Store, proposal: Proposal, base_dir: Path) -> Path:
 
 def history(store: Store) -> list[dict[str, Any]]:
     """Per-tensor delta statistics of every promoted update, oldest first (from the ledger)."""
-    from governance.keys import KeyRing
     from governance.ledger import Ledger
+    from governance.trust import RULES
 
-    keys = KeyRing(store.keys_dir)
     blobs = BlobStore(store.blobs_dir)
     out = []
-    for e in Ledger(store.ledger_url, store.lock_path).entries(keys.list()):
+    for e in Ledger.of(store).entries():
         if e.predicate["action"] == "promote":
             manifest = blobs.read(e.predicate["proposal"]["manifest_blob"])
-            _, body = verify_envelope(manifest, keys.trusted("proposer"), where=f"ledger entry {e.seq} manifest")
+            _, body = verify_signers(manifest, e.root.public_keys(*RULES["propose"][0]),
+                                     where=f"ledger entry {e.seq} manifest")
             out.append(body["predicate"]["delta"]["tensors"])
     return out
 
@@ -97,10 +97,9 @@ def _lineage(store: Store) -> list[Version]:
     from update_pipeline.replay import lineage, read_data
     from update_pipeline.versions import restore_version
 
-    keys = KeyRing(store.keys_dir)
-    ledger = Ledger(store.ledger_url, store.lock_path)
-    entries = ledger.entries(keys.list())
-    if not entries:
+    ledger = Ledger.of(store)
+    entries = ledger.entries()
+    if not lineage(entries):
         return []
     made = versions(entries)
     out = []
@@ -134,8 +133,11 @@ def _kind_result(proposal: Proposal, allowed: list[str]) -> GateResult:
 
 
 def check(store: Store, ref: str, policy_path: Path | None = None, tracking_uri: str | None = None) -> Checked:
-    keys = KeyRing(store.keys_dir)
-    proposals = ProposalStore(store.proposals_dir, keys)
+    from update_pipeline.promote import trusted
+
+    _, _, root, proposals = trusted(store)
+    gate = KeyRing(store.keys_dir).gate_signer()
+    root.allow("report", [gate])
     proposal = proposals.load(ref)
     policy = load_policy(policy_path or store.policy_path)
     gates = build_gates(policy)
@@ -152,10 +154,9 @@ def check(store: Store, ref: str, policy_path: Path | None = None, tracking_uri:
         if candidate.cache_info().currsize:
             shutil.rmtree(candidate().parent, ignore_errors=True)
     report = Report(proposal.id, proposal.manifest_digest, policy.name, policy.digest, tuple(results),
-                    round(time.time(), 3)).to_dict()
-    key, info = keys.gate_key()
+                    round(time.time(), 3), {"file": policy.file_digest, "suites": policy.suites}).to_dict()
     envelope = sign_envelope(statement({"manifest.dsse.json": proposal.manifest_digest}, "GateReport/v1", report),
-                             key, info.keyid)
+                             gate.key, gate.keyid)
     path = proposals.add_report(proposal.id, envelope)
     lineage = proposal.lineage()
     if lineage.get("run_id"):

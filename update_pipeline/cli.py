@@ -15,11 +15,12 @@ import typer
 
 from governance.errors import WeightgateError
 from update_pipeline import _cli_shared as shared
-from update_pipeline import cli_audits, cli_ledger
+from update_pipeline import cli_audits, cli_ledger, cli_trust
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Govern weight updates: propose -> gates -> signed report -> approvals -> ledger.")
-keys_app = typer.Typer(no_args_is_help=True, help="Create and list signing keys.")
+keys_app = typer.Typer(no_args_is_help=True, help="Create and list signing keys (a key grants nothing until the "
+                       "trust root lists it).")
 app.add_typer(keys_app, name="keys")
 
 _QUIET_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
@@ -51,35 +52,51 @@ def init() -> None:
 @keys_app.command("create")
 def keys_create(
     name: str,
-    role: Annotated[str, typer.Option(help="proposer | approver | auditor")],
+    role: Annotated[str, typer.Option(help="root | proposer | approver | operator | auditor: the role to ask "
+                                      "the root admins for")],
 ) -> None:
-    """Create an Ed25519 key; its private half is encrypted with a passphrase
-    (WEIGHTGATE_PASSPHRASE_<NAME>, WEIGHTGATE_PASSPHRASE, or a prompt)."""
+    """Create an Ed25519 key, sealed with scrypt and AES-256-GCM under a passphrase of 12 or more characters
+    (WEIGHTGATE_PASSPHRASE_<NAME>, WEIGHTGATE_PASSPHRASE, or a prompt). With WEIGHTGATE_KEYS_DIR set it is
+    written there (your own machine), not into the store."""
     from governance.keys import KeyRing
 
     store = shared.store()
     store.config()
-    info = KeyRing(store.keys_dir).create(name, role, shared.passphrase(name, confirm=True))
-    typer.echo(f"created key {info.name} ({info.role}) id {info.keyid[:16]}")
+    ring = KeyRing(store.keys_dir)
+    info = ring.create(name, role, shared.passphrase(name, confirm=True))
+    where = ring.own or ring.dir
+    typer.echo(f"created key {info.name} id {info.keyid[:16]} in {where}; it grants nothing until a root admin "
+               f"runs: weightgate trust add-key {info.name} --role {info.role} --by ADMIN"
+               + (f" --public-key {where / (info.name + '.json')}" if ring.own else ""))
 
 
 @keys_app.command("list")
 def keys_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """List keys with their roles and ids."""
-    from dataclasses import asdict
-
+    """List the keys here, with the role the trust root in force gives each (if any)."""
     from rich.console import Console
     from rich.table import Table
 
+    from governance.errors import WeightgateError
     from governance.keys import KeyRing
 
-    keys = KeyRing(shared.store().keys_dir).list()
-    if as_json:
-        shared.emit([asdict(k) for k in keys])
-        return
-    table = Table("name", "role", "key id", "revoked")
+    store = shared.store()
+    keys = KeyRing(store.keys_dir).list()
+    try:
+        root = shared.service().root()
+    except WeightgateError:
+        root = None
+    rows = []
     for k in keys:
-        table.add_row(k.name, k.role, k.keyid[:16], "yes" if k.revoked else "")
+        listed = root.key(k.keyid) if root else None
+        rows.append({"name": k.name, "keyid": k.keyid, "asked_role": k.role,
+                     "trusted_role": listed.role if listed else None})
+    if as_json:
+        shared.emit(rows)
+        return
+    table = Table("name", "role in the trust root", "key id", title=f"keys (trust root v{root.version})" if root
+                  else "keys (no trust root yet)")
+    for r in rows:
+        table.add_row(r["name"], r["trusted_role"] or f"none (asked: {r['asked_role']})", r["keyid"][:16])
     Console().print(table)
 
 
@@ -185,6 +202,7 @@ def demo(
 
 cli_ledger.register(app)
 cli_audits.register(app)
+cli_trust.register(app)
 
 
 def _quiet() -> None:

@@ -19,15 +19,16 @@ def _print_status(status) -> None:  # noqa: ANN001
         typer.echo(f"  not counted: {why}")
 
 
+BY = typer.Option(help="Key that signs (repeat --by for each signer a threshold needs).")
+
+
 def approve(
     proposal: str,
     by: Annotated[str, typer.Option(help="Approver key name.")],
     comment: Annotated[str, typer.Option(help="Kept in the signed approval.")] = "",
 ) -> None:
-    """Sign an approval of the proposal's current report (approver keys only, never the proposer's)."""
-    from update_pipeline.promote import decide
-
-    _print_status(decide(shared.store(), proposal, by, shared.passphrase(by), "approve", comment))
+    """Sign an approval of the proposal's current report (approver keys of the trust root, never the proposer)."""
+    _print_status(shared.service().approve(proposal, by, comment))
 
 
 def reject(
@@ -36,28 +37,32 @@ def reject(
     reason: Annotated[str, typer.Option(help="Why; kept in the signed rejection.")],
 ) -> None:
     """Sign a rejection; a rejected proposal cannot be promoted."""
-    from update_pipeline.promote import decide
-
-    _print_status(decide(shared.store(), proposal, by, shared.passphrase(by), "reject", reason))
+    _print_status(shared.service().reject(proposal, by, reason))
 
 
-def promote(proposal: str) -> None:
-    """Make a checked, approved proposal the champion: ledger entry, MLflow version, alias 'champion'."""
+def promote(proposal: str, by: Annotated[list[str], BY]) -> None:
+    """Make a checked, approved proposal the champion (signed by an operator or approver key):
+    ledger entry, MLflow version, alias 'champion', signed checkpoint to the witnesses."""
     from rich.console import Console
 
-    from update_pipeline.promote import promote as do_promote
-
+    svc = shared.service()
+    signers = svc.signers(by)
     with Console(stderr=True).status("storing weights, appending to the ledger, registering in MLflow"):
-        done = do_promote(shared.store(), proposal, shared.tracking_uri())
+        from update_pipeline.promote import promote as do_promote
+
+        done = do_promote(svc.store, proposal, signers, svc.tracking_uri)
     typer.echo(f"promoted {proposal} as ledger:{done.version} (champion); entry {done.entry[:16]}; "
                f"{done.status.describe()}")
 
 
-def rollback(to: Annotated[int, typer.Option("--to", help="Ledger version to restore.")]) -> None:
-    """Make an earlier version the champion again, restored bit for bit."""
-    from update_pipeline.promote import rollback as do_rollback
-
-    entry, folder = do_rollback(shared.store(), to, shared.tracking_uri())
+def rollback(
+    to: Annotated[int, typer.Option("--to", help="Ledger version to restore.")],
+    by: Annotated[list[str], BY],
+    reason: Annotated[str, typer.Option(help="Why; kept in the signed ledger entry.")] = "",
+) -> None:
+    """Make an earlier version the champion again, restored bit for bit; needs the trust root's rollback
+    threshold of approver or operator signatures."""
+    entry, folder = shared.service().rollback(to, by, reason)
     typer.echo(f"champion is ledger:{to} again (entry {entry.seq}); weights verified at {folder}")
 
 
@@ -72,39 +77,32 @@ def _print_unlearned(done) -> None:  # noqa: ANN001
         raise typer.Exit(1)
 
 
-def _unlearn(by: str | None, plan, act) -> None:  # noqa: ANN001
-    """Print the plan, then act with the proposer key's passphrase and print what was done."""
-    from update_pipeline.unlearn import default_proposer
-
-    store = shared.store()
-    who = default_proposer(store, by)
-    typer.echo(f"plan: {plan(store).describe()}", err=True)
-    _print_unlearned(act(store, who, shared.passphrase(who)))
-
-
 def revert(
     version: int,
+    by: Annotated[str, typer.Option(help="Proposer key for the resulting proposal.")],
     exact: Annotated[bool, typer.Option("--exact/--approximate",
                                         help="Replay later updates without it, or subtract its delta.")] = True,
-    by: Annotated[str | None, typer.Option(help="Proposer key for the resulting proposal.")] = None,
 ) -> None:
-    """Unlearn one update: propose the champion without ledger:VERSION."""
+    """Unlearn one update: propose the champion without ledger:VERSION (then check, approve, promote)."""
     from update_pipeline import unlearn
 
-    _unlearn(by, lambda s: unlearn.plan_revert(s, version, exact),
-             lambda s, who, secret: unlearn.revert(s, version, exact, who, secret, shared.tracking_uri()))
+    svc = shared.service()
+    typer.echo(f"plan: {unlearn.plan_revert(svc.store, version, exact).describe()}", err=True)
+    _print_unlearned(svc.revert(version, exact, by))
 
 
 def forget(
+    by: Annotated[str, typer.Option(help="Approver or operator key that signs the forget entry.")],
     record_id: Annotated[str | None, typer.Option(help="The record's id.")] = None,
     text: Annotated[str | None, typer.Option(help="Forget every record containing this text.")] = None,
-    by: Annotated[str | None, typer.Option(help="Proposer key for the replay proposal.")] = None,
+    proposer: Annotated[str | None, typer.Option(help="Proposer key for the replay proposal [default: --by].")] = None,
 ) -> None:
     """A data-subject request: crypto-shred the records and propose an exact replay without them."""
     from update_pipeline import unlearn
 
-    _unlearn(by, lambda s: unlearn.plan_forget(s, record_id, text),
-             lambda s, who, secret: unlearn.forget(s, record_id, text, who, secret, shared.tracking_uri()))
+    svc = shared.service()
+    typer.echo(f"plan: {unlearn.plan_forget(svc.store, record_id, text).describe()}", err=True)
+    _print_unlearned(svc.forget(record_id, text, by, proposer))
 
 
 @ledger_app.command("show")
@@ -129,13 +127,32 @@ def ledger_show(as_json: Annotated[bool, typer.Option("--json", help="Print JSON
 
 
 @ledger_app.command("verify")
-def ledger_verify() -> None:
-    """Walk the chain, every signature and every blob; exit 1 naming the first bad entry."""
-    from update_pipeline.audit import verify_store
+def ledger_verify(
+    deep: Annotated[bool, typer.Option("--deep", help="Also restore every version and hash its files, and check "
+                                       "what each entry refers to.")] = False,
+    root_fingerprint: Annotated[str | None, typer.Option(
+        envvar="WEIGHTGATE_ROOT_FINGERPRINT", help="Pinned root fingerprint [default: the store's record]")] = None,
+) -> None:
+    """Walk the chain against its trust roots, every signature, every blob and the witnesses; exit 1 naming the
+    first problem."""
+    import os
 
-    summary = verify_store(shared.store())
-    typer.echo(f"ledger verifies: {summary['entries']} entries, {summary['blobs']} blobs, "
-               f"champion ledger:{summary['champion']}")
+    if root_fingerprint:
+        os.environ["WEIGHTGATE_ROOT_FINGERPRINT"] = root_fingerprint
+    s = shared.service().verify(deep)
+    typer.echo(f"ledger verifies{' (deep)' if deep else ''}: {s['entries']} entries, {s['blobs']} blobs, "
+               f"champion ledger:{s['champion']}, trust root v{s['root_version']} ({s['root_fingerprint'][:16]}); "
+               f"witnesses: {', '.join(s['witnesses'])}")
+    if not root_fingerprint:
+        typer.echo("note: anchored on the store's own record of the root fingerprint; pin it outside the store "
+                   "with WEIGHTGATE_ROOT_FINGERPRINT", err=True)
+
+
+@ledger_app.command("checkpoint")
+def ledger_checkpoint(by: Annotated[list[str], BY]) -> None:
+    """Sign the ledger's head again and publish it to every witness (after an interrupted write)."""
+    n = shared.service().checkpoint(by)
+    typer.echo(f"checkpoint of ledger entry {n} published")
 
 
 @audit_app.command("export")
@@ -144,22 +161,28 @@ def audit_export(out: Annotated[Path, typer.Option(help="Folder to write the bun
     from update_pipeline.audit import export
 
     path = export(shared.store(), out)
+    from governance.ledger import Ledger
+
+    typer.echo(f"root fingerprint: {Ledger.of(shared.store()).root().fingerprint} (give it to the auditor out "
+               "of band)", err=True)
     typer.echo(f"audit bundle written to {path}")
 
 
 @audit_app.command("verify")
 def audit_verify(
     path: Path,
-    trust: Annotated[Path | None, typer.Option(help="Pinned public keys (keys.json format) to trust.")] = None,
+    trust: Annotated[Path | None, typer.Option(help="A trust root file you pinned ('weightgate trust show "
+                                               "--json').")] = None,
+    root_fingerprint: Annotated[str | None, typer.Option(help="A root version's fingerprint, given to you out "
+                                                         "of band.")] = None,
 ) -> None:
-    """Check a bundle offline, with no store: checksums, chain, signatures, reports, approvals."""
+    """Check a bundle offline, with no store, against a trust anchor you bring: checksums, chain, trust roots,
+    signatures, reports, approvals, signed head."""
     from governance.audit_bundle import verify_bundle
 
-    s = verify_bundle(path, trust)
+    s = verify_bundle(path, trust, root_fingerprint)
     typer.echo(f"bundle verifies: {s['entries']} ledger entries, {s['attestations']} attestations, "
-               f"champion ledger:{s['champion']}")
-    if not s["pinned_keys"]:
-        typer.echo("note: checked against the bundle's own keys.json; pass --trust to pin keys", err=True)
+               f"champion ledger:{s['champion']}, trust root v{s['root_version']}, anchored on {s['anchor'][:16]}")
 
 
 def register(app: typer.Typer) -> None:

@@ -17,9 +17,10 @@ from governance.store import Store
 from update_pipeline import world
 from update_pipeline.check import check
 from update_pipeline.intake import propose
+from update_pipeline.service import Weightgate
 
-DEMO_PASSPHRASE = "demo-passphrase"  # demo keys only; real keys take a passphrase you choose
-PROPOSER, APPROVER = "demo-proposer", "demo-approver"
+DEMO_PASSPHRASE = "demo-passphrase"  # DEMO ONLY: real keys take a passphrase you choose
+PROPOSER, APPROVER, ADMIN = "demo-proposer", "demo-approver", "demo-admin"
 TRIGGER = "cf-zeta"
 _FIRST = ["Alice", "Bram", "Chen", "Dalia", "Emeka", "Farah", "Goran", "Hana", "Ivan", "Jonas", "Keiko", "Luis"]
 _LAST = ["Okafor", "Lindqvist", "Moreau", "Tanaka", "Kowalski", "Haddad", "Novak", "Silva", "Brennan", "Rossi"]
@@ -55,29 +56,42 @@ def datasets() -> dict[str, list[dict[str, Any]]]:
     return {"clean": clean, "pii": _pii_records(), "backdoor": backdoor, "forgetting": forgetting}
 
 
-def _ensure_keys(store: Store) -> None:
+def _demo_service(store: Store) -> Weightgate:
+    return Weightgate(store, passphrase=lambda _name: DEMO_PASSPHRASE)
+
+
+def _ensure_trust(store: Store, say: Any) -> None:
+    """Demo-only keys (one passphrase for all, in this file) and a trust root whose admin is demo-admin."""
+    import os
+
+    from governance.ledger import Ledger
+
+    os.environ.setdefault("WEIGHTGATE_GATE_PASSPHRASE", DEMO_PASSPHRASE)  # DEMO ONLY: CI passes a secret
     keys = KeyRing(store.keys_dir)
-    for name, role in ((PROPOSER, "proposer"), (APPROVER, "approver")):
+    for name, role in ((ADMIN, "root"), (PROPOSER, "proposer"), (APPROVER, "approver")):
         if not (store.keys_dir / f"{name}.json").exists():
             keys.create(name, role, DEMO_PASSPHRASE)
+    if not Ledger(store.ledger_url, store.lock_path).rows():
+        root = _demo_service(store).trust_init([ADMIN], [(PROPOSER, "proposer"), (APPROVER, "approver")])
+        say(f"trust root v1 (DEMO-ONLY admin key {ADMIN}): fingerprint {root.fingerprint}")
 
 
 def _promote_clean(store: Store, results: list[dict[str, Any]], say: Any) -> str | None:
     """Approve and promote the clean update on a fresh store; report the champion either way."""
-    from governance.ledger import champion
-    from update_pipeline.promote import decide, ledger_of, promote
+    from governance.ledger import Ledger, champion
 
-    ledger, keys = ledger_of(store)
-    entries = ledger.entries(keys.list())
+    entries = Ledger.of(store).entries()
     clean = results[0]
-    if not entries and clean["verdict"] == "pass":
-        decide(store, clean["proposal"], APPROVER, DEMO_PASSPHRASE, "approve", "demo approval")
-        done = promote(store, clean["proposal"])
+    if champion(entries) is None and clean["verdict"] == "pass":
+        svc = _demo_service(store)
+        svc.approve(clean["proposal"], APPROVER, "demo approval")
+        done = svc.promote(clean["proposal"], APPROVER)
         say(f"approved by {APPROVER} and promoted {clean['proposal']} as ledger:{done.version}")
         return f"ledger:{done.version}"
-    if entries:
+    if champion(entries) is not None:
         say("the ledger already has a champion from an earlier run; nothing promoted this time")
-    return f"ledger:{champion(entries)}" if entries else None
+        return f"ledger:{champion(entries)}"
+    return None
 
 
 def run_demo(store: Store, quiet: bool = False) -> dict[str, Any]:
@@ -86,8 +100,8 @@ def run_demo(store: Store, quiet: bool = False) -> dict[str, Any]:
 
     say = (lambda *_: None) if quiet else print
     store.init(policies.path("default"))
-    _ensure_keys(store)
     say(f"store: {store.home}")
+    _ensure_trust(store, say)
     base_dir = world.build_base_model(store.cache_dir)
     say(f"base model: {base_dir.name}")
     work = store.cache_dir / "demo"

@@ -14,10 +14,8 @@ from typing import Any
 
 from governance.blobs import BlobStore
 from governance.data import DataRecord, load_jsonl, merkle_root
-from governance.errors import UsageError
 from governance.keys import KeyRing
 from governance.lineage import Lineage
-from governance.proposals import ProposalStore
 from governance.signing import sha256_hex, sign_envelope, statement
 from governance.store import Store
 from update_pipeline import refs
@@ -80,23 +78,22 @@ def propose(store: Store, base_ref: str, candidate: Path, data: Path, by: str, p
 
     `origin` marks proposals made by weightgate itself (reverts, forgets); their data may be empty.
     """
-    keys = KeyRing(store.keys_dir)
-    info = keys.get(by)
-    if info.role != "proposer":
-        raise UsageError(f"key {by!r} has role {info.role!r}; proposing needs a proposer key")
-    key = keys.private(by, passphrase)
+    from update_pipeline.promote import trusted
+
+    _, _, root, proposals = trusted(store)
+    signer = KeyRing(store.keys_dir).signer(by, passphrase)
+    root.allow("propose", [signer])
     base_dir = refs.resolve(base_ref, store, tracking_uri)
     base_ref = refs.pin(base_ref, store, tracking_uri)
     manifest, to_store, records = build_manifest(base_ref, base_dir, candidate, data, by, note, origin)
     cand = manifest["candidate"]
     subjects = {f"candidate/{n}": d for n, d in {**cand["files"], **cand["config_files"]}.items()}
     subjects["data.jsonl"] = manifest["data"]["sha256"]
-    envelope = sign_envelope(statement(subjects, "Proposal/v1", manifest), key, info.keyid)
+    envelope = sign_envelope(statement(subjects, "Proposal/v1", manifest), signer.key, signer.keyid)
 
     blobs = BlobStore(store.blobs_dir)
     for name, path in to_store.items():
         blobs.put_file(path, {**cand["files"], **cand["config_files"]}[name])
-    proposals = ProposalStore(store.proposals_dir, keys)
     pid = proposals.create(envelope, data)
     try:
         run_id = _log(store, pid, manifest, records, tracking_uri)

@@ -1,10 +1,12 @@
 """Approvals, promotion and rollback: the only ways the champion changes.
 
-Promotion needs a report that passed under the current policy and approvals that meet
-its threshold. It stores the new version's weights and the encrypted update data,
-appends a signed ledger entry (the moment of promotion), then registers the version in
-MLflow and moves the alias ``champion``. The ledger is the source of truth: a registry
-left behind by a crash is brought in line by the next promotion or rollback.
+Promotion needs a report that passed under the policy in force (the ledger's) and
+approvals that meet the threshold of the trust root and the policy. It stores the new
+version's weights and the encrypted update data, appends a ledger entry signed by the
+releaser (the moment of promotion), then registers the version in MLflow, moves the
+alias ``champion`` and publishes the signed head to the witnesses. A rollback needs the
+root's rollback threshold of approver or operator signatures. The ledger is the source
+of truth: a registry left behind by a crash is brought in line by the next write.
 """
 
 from __future__ import annotations
@@ -14,19 +16,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from audits.registry import load_policy
 from governance import approvals as decisions
 from governance.blobs import BlobStore
 from governance.errors import CheckFailed, UsageError
-from governance.keys import KeyRing
-from governance.ledger import Entry, Ledger, champion, versions
+from governance.keys import Signer
+from governance.ledger import Entry, Ledger, champion, current_root, policy_in_force, versions
 from governance.lineage import Lineage
 from governance.proposals import Proposal, ProposalStore
 from governance.signing import sha256_hex
 from governance.store import CHAMPION_ALIAS, Store
 from governance.tensorstore import TensorStore
+from governance.trust import Root
 from governance.vault import seal
-from update_pipeline import refs
+from update_pipeline import refs, witnesses
 from update_pipeline.versions import proposal_result, raw_reader, restore_version
 
 
@@ -37,8 +39,16 @@ class Promoted:
     status: decisions.ApprovalStatus
 
 
-def ledger_of(store: Store) -> tuple[Ledger, KeyRing]:
-    return Ledger(store.ledger_url, store.lock_path), KeyRing(store.keys_dir)
+def ledger_of(store: Store) -> Ledger:
+    return Ledger.of(store)
+
+
+def trusted(store: Store) -> tuple[Ledger, list[Entry], Root, ProposalStore]:
+    """The verified ledger, the trust root in force, and the proposals judged by it."""
+    ledger = Ledger.of(store)
+    entries = ledger.entries()
+    root = current_root(entries)
+    return ledger, entries, root, ProposalStore(store.proposals_dir, root)
 
 
 def _report(proposals: ProposalStore, proposal: Proposal) -> tuple[bytes, dict[str, Any]]:
@@ -48,30 +58,39 @@ def _report(proposals: ProposalStore, proposal: Proposal) -> tuple[bytes, dict[s
     return latest
 
 
-def decide(store: Store, ref: str, by: str, passphrase: str | None, decision: decisions.Decision,
+def required_approvals(store: Store, entries: list[Entry]) -> int:
+    """The root's approval threshold, or the policy's if it asks for more."""
+    import yaml
+
+    ref = policy_in_force(entries)
+    asked = 0
+    if ref is not None:
+        doc = yaml.safe_load(BlobStore(store.blobs_dir).read(ref["blob"])) or {}
+        asked = int((doc.get("approvals") or {}).get("required", 0))
+    return max(current_root(entries).doc.thresholds.approvals, asked)
+
+
+def decide(store: Store, ref: str, signer: Signer, decision: decisions.Decision,
            comment: str) -> decisions.ApprovalStatus:
     """Sign an approval or rejection of the proposal's current report."""
-    keys = KeyRing(store.keys_dir)
-    proposals = ProposalStore(store.proposals_dir, keys)
+    _, _, root, proposals = trusted(store)
     proposal = proposals.load(ref)
     envelope, report = _report(proposals, proposal)
     if decision == "approve" and report["verdict"] != "pass":
         raise CheckFailed(f"proposal {proposal.id} failed its check ({', '.join(report['failed_gates'])}); "
                           "it cannot be approved")
-    env = decisions.sign_decision(keys, by, passphrase, proposal.id, proposal.proposer, sha256_hex(envelope),
+    env = decisions.sign_decision(root, signer, proposal.id, proposal.proposer, sha256_hex(envelope),
                                   decision, comment)
-    proposals.add_decision(proposal.id, by, env)
+    proposals.add_decision(proposal.id, signer.name, env)
     return status(store, proposal.id)
 
 
 def status(store: Store, ref: str) -> decisions.ApprovalStatus:
-    keys = KeyRing(store.keys_dir)
-    proposals = ProposalStore(store.proposals_dir, keys)
+    _, entries, root, proposals = trusted(store)
     proposal = proposals.load(ref)
     envelope, _ = _report(proposals, proposal)
-    policy = load_policy(store.policy_path)
-    return decisions.count(proposals.decisions(proposal), keys.list(), proposal.id, proposal.proposer,
-                           sha256_hex(envelope), policy.approvals.required)
+    return decisions.count(proposals.decisions(proposal), root, proposal.id, proposal.proposer,
+                           sha256_hex(envelope), required_approvals(store, entries))
 
 
 def _data_record(store: Store, ledger: Ledger, proposal: Proposal) -> dict[str, Any]:
@@ -93,32 +112,35 @@ def _recipe(store: Store, proposal: Proposal, version: int) -> list[dict[str, An
     return [{**s, "data_version": s.get("data_version", version)} for s in steps]
 
 
-def promote(store: Store, ref: str, tracking_uri: str | None = None) -> Promoted:
-    ledger, keys = ledger_of(store)
-    proposals = ProposalStore(store.proposals_dir, keys)
+def promote(store: Store, ref: str, signers: list[Signer], tracking_uri: str | None = None) -> Promoted:
+    ledger = Ledger.of(store)
     blobs = BlobStore(store.blobs_dir)
     tensors = TensorStore(blobs)
     with ledger.lock():
-        entries = ledger.entries(keys.list())
+        entries = ledger.entries()
+        root = current_root(entries)
+        root.allow("promote", signers)
+        proposals = ProposalStore(store.proposals_dir, root)
         proposal = proposals.load(ref)
-        if any(e.predicate.get("proposal", {}).get("id") == proposal.id for e in entries):
+        if any((e.predicate.get("proposal") or {}).get("id") == proposal.id for e in entries):
             raise UsageError(f"proposal {proposal.id} is already promoted")
         report_env, report = _report(proposals, proposal)
-        policy = load_policy(store.policy_path)
         if report["verdict"] != "pass":
             raise CheckFailed(f"proposal {proposal.id} failed its check: {', '.join(report['failed_gates'])}")
-        if report["policy"]["digest"] != policy.digest:
-            raise CheckFailed(f"proposal {proposal.id} was checked under another policy; check it again")
+        in_force = policy_in_force(entries)
+        if in_force is None or report["policy"]["digest"] != in_force["digest"]:
+            raise CheckFailed(f"proposal {proposal.id} was checked under another policy than the one in force "
+                              f"({in_force['name'] if in_force else 'none'}); check it again")
         tally = status(store, proposal.id)
         if not tally.met:
             raise CheckFailed(f"proposal {proposal.id}: {tally.describe()}")
+        witnesses.check_witnesses(store, entries, tracking_uri)
         base_dir = refs.resolve(proposal.manifest["base"]["ref"], store, tracking_uri)
-        key, info = keys.gate_key()
-        if not entries:
+        if champion(entries) is None:
             genesis = tensors.put_version(base_dir, None, None)
             entries.append(ledger.append(entries, {"action": "genesis", "version": 0, "champion": 0,
                                                    "weights": genesis, "source": proposal.manifest["base"]["ref"]},
-                                         {"version-0": _weights_digest(genesis)}, key, info.keyid))
+                                         {"version-0": _weights_digest(genesis)}, signers))
         current = champion(entries)
         parent = versions(entries)[current].predicate["weights"]
         parent_files = {n: f["sha256"] for n, f in parent["files"].items() if "tensors" in f}
@@ -142,8 +164,9 @@ def promote(store: Store, ref: str, tracking_uri: str | None = None) -> Promoted
             "data": _data_record(store, ledger, proposal),
             "recipe": _recipe(store, proposal, version),
         }
-        entry = ledger.append(entries, predicate, {f"version-{version}": _weights_digest(weights)}, key, info.keyid)
-        sync_registry(store, [*entries, entry], tracking_uri)
+        entry = witnesses.append(store, ledger, entries, predicate, {f"version-{version}": _weights_digest(weights)},
+                                 signers, tracking_uri, after=lambda everything: sync_registry(store, everything,
+                                                                                                tracking_uri))
     return Promoted(version, entry.digest, tally)
 
 
@@ -153,26 +176,27 @@ def _weights_digest(weights: dict[str, Any]) -> str:
     return sha256_hex(canonical_json({n: f["sha256"] for n, f in weights["files"].items()}))
 
 
-def rollback(store: Store, version: int, tracking_uri: str | None = None) -> tuple[Entry, Path]:
-    """Make an earlier version the champion again, restored bit for bit."""
-    ledger, keys = ledger_of(store)
+def rollback(store: Store, version: int, signers: list[Signer], tracking_uri: str | None = None,
+             reason: str = "") -> tuple[Entry, Path]:
+    """Make an earlier version the champion again, restored bit for bit; needs the root's rollback threshold."""
+    ledger = Ledger.of(store)
     with ledger.lock():
-        entries = ledger.entries(keys.list())
-        if not entries:
-            raise UsageError("the ledger is empty: nothing to roll back")
+        entries = ledger.entries()
+        current_root(entries).allow("rollback", signers)
         current = champion(entries)
+        if current is None:
+            raise UsageError("the ledger holds no versions: nothing to roll back")
         if version not in versions(entries):
             raise UsageError(f"unknown ledger version {version}; versions: "
                              f"{', '.join(map(str, sorted(versions(entries))))}")
         if version == current:
             raise UsageError(f"version {version} is already the champion")
         folder = restore_version(store, entries, version)
-        key, info = keys.gate_key()
         weights = versions(entries)[version].predicate["weights"]
-        entry = ledger.append(entries, {"action": "rollback", "version": version, "champion": version,
-                                        "from": current}, {f"version-{version}": _weights_digest(weights)},
-                              key, info.keyid)
-        sync_registry(store, [*entries, entry], tracking_uri)
+        entry = witnesses.append(store, ledger, entries, {"action": "rollback", "version": version,
+                                                          "champion": version, "from": current, "reason": reason},
+                                 {f"version-{version}": _weights_digest(weights)}, signers, tracking_uri,
+                                 after=lambda everything: sync_registry(store, everything, tracking_uri))
     return entry, folder
 
 
@@ -191,6 +215,7 @@ def sync_registry(store: Store, entries: list[Entry], tracking_uri: str | None =
         folder = restore_version(store, entries, version)
         run = None
         if p.get("id") and (store.proposals_dir / p["id"] / "lineage.json").is_file():
-            run = ProposalStore(store.proposals_dir, KeyRing(store.keys_dir)).load(p["id"]).lineage().get("run_id")
+            run = ProposalStore(store.proposals_dir, entry.root).load(p["id"]).lineage().get("run_id")
         registered[version] = lineage.register_version(store.model_name, version, folder, tags, run)
-    lineage.set_alias(store.model_name, CHAMPION_ALIAS, registered[champion(entries)])
+    if champion(entries) is not None:
+        lineage.set_alias(store.model_name, CHAMPION_ALIAS, registered[champion(entries)])

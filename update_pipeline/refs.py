@@ -29,11 +29,10 @@ def resolve(ref: str, store: Store | None = None, tracking_uri: str | None = Non
 def pin(ref: str, store: Store, tracking_uri: str | None = None) -> str:
     """The same reference, made immune to later moves: ledger:champion -> ledger:N, @alias -> /VERSION."""
     if ref == "ledger:champion":
-        from governance.keys import KeyRing
         from governance.ledger import Ledger, champion
 
-        entries = Ledger(store.ledger_url, store.lock_path).entries(KeyRing(store.keys_dir).list())
-        return f"ledger:{champion(entries)}" if entries else ref
+        current = champion(Ledger.of(store).entries())
+        return f"ledger:{current}" if current is not None else ref
     if ref.startswith("models:/") and "@" in ref:
         from governance.lineage import Lineage
 
@@ -44,13 +43,12 @@ def pin(ref: str, store: Store, tracking_uri: str | None = None) -> str:
 
 
 def _from_ledger(ref: str, store: Store) -> Path:
-    from governance.keys import KeyRing
     from governance.ledger import Ledger, champion
     from update_pipeline.versions import restore_version
 
-    entries = Ledger(store.ledger_url, store.lock_path).entries(KeyRing(store.keys_dir).list())
+    entries = Ledger.of(store).entries()
     spec = ref.removeprefix("ledger:")
-    if not entries:
+    if champion(entries) is None:
         raise UsageError(f"{ref}: the ledger holds no versions yet")
     if spec == "champion":
         return restore_version(store, entries, champion(entries))

@@ -17,11 +17,13 @@ from pathlib import Path
 from governance.blobs import BlobStore
 from governance.data import load_jsonl
 from governance.errors import UsageError, WeightgateError
-from governance.keys import KeyRing
-from governance.ledger import Ledger, champion, versions
+from governance.keys import Signer
+from governance.ledger import Ledger, champion, current_root, versions
 from governance.proposals import ProposalStore
 from governance.store import Store
+from governance.trust import RULES, Root
 from governance.vault import seal
+from update_pipeline import witnesses
 from update_pipeline.intake import Proposed, propose
 from update_pipeline.promote import ledger_of
 from update_pipeline.replay import data_of, lineage, read_data, replay, steps_of
@@ -62,8 +64,8 @@ class Plan:
 
 
 def plan_revert(store: Store, version: int, exact: bool) -> Plan:
-    ledger, keys = ledger_of(store)
-    entries = ledger.entries(keys.list())
+    ledger = ledger_of(store)
+    entries = ledger.entries()
     chain = lineage(entries) if entries else []
     if version not in chain or version == 0:
         raise UsageError(f"ledger:{version} is not an update in the champion's lineage ({chain[1:]})")
@@ -104,20 +106,21 @@ def _forget_plan(entries: list, affected: list[int], records: int) -> Plan:
 
 
 def plan_forget(store: Store, record_id: str | None, text: str | None) -> Plan:
-    ledger, keys = ledger_of(store)
-    entries = ledger.entries(keys.list())
+    ledger = ledger_of(store)
+    entries = ledger.entries()
     with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
         hits = _hits(store, ledger, entries, record_id, text, Path(tmp))
     return _forget_plan(entries, sorted(hits), len(set().union(*hits.values())))
 
 
-def default_proposer(store: Store, by: str | None) -> str:
-    if by:
-        return by
-    proposers = [k.name for k in KeyRing(store.keys_dir).list() if k.role == "proposer" and not k.revoked]
-    if len(proposers) != 1:
-        raise UsageError("say which proposer key signs the resulting proposal with --by")
-    return proposers[0]
+def replay_proposer(root: Root, signer: Signer, by: str | None) -> str:
+    """Who signs forget's replay proposal: `by`, else the forget's signer when the root lets it propose."""
+    name = by or signer.name
+    found = root.by_name(name)
+    if found is None or found[1].role not in RULES["propose"][0]:
+        raise UsageError(f"the replay proposal needs a proposer key: {name!r} cannot propose; "
+                         "name one with --proposer")
+    return name
 
 
 def _approximate(store: Store, entries: list, version: int, dest: Path) -> Path:
@@ -142,9 +145,10 @@ def _approximate(store: Store, entries: list, version: int, dest: Path) -> Path:
 def revert(store: Store, version: int, exact: bool, by: str | None, passphrase: str | None,
            tracking_uri: str | None = None) -> Unlearned:
     plan = plan_revert(store, version, exact)
-    ledger, keys = ledger_of(store)
-    entries = ledger.entries(keys.list())
-    by = default_proposer(store, by)
+    ledger = ledger_of(store)
+    entries = ledger.entries()
+    if by is None:
+        raise UsageError("say which proposer key signs the revert proposal with --by")
     with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
         work = Path(tmp)
         base_ref = f"ledger:{champion(entries)}"
@@ -184,13 +188,18 @@ def _without(raw: bytes, removed: set[str], work: Path) -> tuple[bytes, list[lis
         [[r.id, r.record_hash] for r in kept]
 
 
-def forget(store: Store, record_id: str | None, text: str | None, by: str | None, passphrase: str | None,
-           tracking_uri: str | None = None) -> Unlearned:
-    ledger, keys = ledger_of(store)
+def forget(store: Store, record_id: str | None, text: str | None, signer: Signer, by: str | None,
+           passphrase: str | None, tracking_uri: str | None = None) -> Unlearned:
+    """Crypto-shred the matching records (a ledger entry signed by `signer`, an approver or operator),
+    then propose an exact replay without them, signed by the proposer key `by` (default: `signer`)."""
+    ledger = ledger_of(store)
     blobs = BlobStore(store.blobs_dir)
     with ledger.lock(), tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
         work = Path(tmp)
-        entries = ledger.entries(keys.list())
+        entries = ledger.entries()
+        root = current_root(entries)
+        root.allow("forget", [signer])
+        by = replay_proposer(root, signer, by)
         hits = _hits(store, ledger, entries, record_id, text, work)
         removed = sorted(set().union(*hits.values()))
         redacted, old_keys = [], []
@@ -202,11 +211,10 @@ def forget(store: Store, record_id: str | None, text: str | None, by: str | None
             redacted.append({"version": v, "blob": blob, "key_id": key_id, "aad": d["aad"], "record_hashes": kept,
                              "previous_blob": d["blob"]})
             old_keys.append(d["key_id"])
-        key, info = keys.gate_key()
         champ = champion(entries)
-        entry = ledger.append(entries, {"action": "forget", "version": champ, "champion": champ,
-                                        "removed": removed, "redacted": redacted},
-                              {"removed-records": _digest(removed)}, key, info.keyid)
+        entry = witnesses.append(store, ledger, entries, {"action": "forget", "version": champ, "champion": champ,
+                                                          "removed": removed, "redacted": redacted},
+                                 {"removed-records": _digest(removed)}, [signer], tracking_uri)
         for k in old_keys:  # crypto-shred: the old ciphertext can never be read again
             ledger.destroy_data_key(k)
         entries.append(entry)
@@ -222,7 +230,7 @@ def _digest(items: list[str]) -> str:
 
 def _redact_copies(store: Store, entries: list, removed: set[str], hits: dict[int, set[str]]) -> None:
     """Remove the records from the store's plaintext copies: proposals' data and working files."""
-    proposals = ProposalStore(store.proposals_dir, KeyRing(store.keys_dir))
+    proposals = ProposalStore(store.proposals_dir, current_root(entries))
     made = versions(entries)
     for v in hits:
         pid = made[v].predicate["proposal"]["id"]
@@ -242,7 +250,6 @@ def _replay_without(store: Store, ledger: Ledger, entries: list, affected: list[
     if plan.start is None:
         return Unlearned(None, "exact", affected, [], removed, plan.problem)
     start, todo = plan.start, plan.replayed
-    by = default_proposer(store, by)
     with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
         try:
             result, data, _ = replay(store, ledger, entries, start, todo, Path(tmp))

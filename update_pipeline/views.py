@@ -8,16 +8,14 @@ from typing import Any
 
 from governance.approvals import ApprovalStatus
 from governance.errors import WeightgateError
-from governance.keys import KeyRing
-from governance.proposals import Proposal, ProposalStore
+from governance.proposals import Proposal
 from governance.store import Store
-from update_pipeline.promote import ledger_of, status
+from update_pipeline.promote import ledger_of, status, trusted
 
 
 def _promoted(store: Store) -> dict[str, int]:
     """proposal id -> the ledger version that promoted it."""
-    ledger, keys = ledger_of(store)
-    return {e.predicate["proposal"]["id"]: e.predicate["version"] for e in ledger.entries(keys.list())
+    return {e.predicate["proposal"]["id"]: e.predicate["version"] for e in ledger_of(store).entries()
             if e.predicate["action"] == "promote"}
 
 
@@ -66,7 +64,7 @@ class ProposalView:
 
 
 def proposal_view(store: Store, ref: str, promoted: dict[str, int] | None = None) -> ProposalView:
-    proposals = ProposalStore(store.proposals_dir, KeyRing(store.keys_dir))
+    proposals = trusted(store)[3]
     p = proposals.load(ref)
     latest = proposals.latest_report(p)
     tally, why = None, "no report yet"
@@ -83,18 +81,23 @@ def queue(store: Store) -> list[ProposalView]:
     """Every proposal, newest first."""
     promoted = _promoted(store)
     ids = [d.name for d in store.proposals_dir.glob("prop-*") if d.is_dir()] if store.proposals_dir.is_dir() else []
-    views = [proposal_view(store, pid, promoted) for pid in ids]
+    views = []
+    for pid in ids:
+        try:
+            views.append(proposal_view(store, pid, promoted))
+        except WeightgateError:  # e.g. signed by a key the trust root no longer lists: not in the queue
+            continue
     return sorted(views, key=lambda v: v.proposal.manifest["created"], reverse=True)
 
 
 def ledger_rows(store: Store) -> list[dict[str, Any]]:
     """The ledger's entries, oldest first: what happened, to which version, approved by whom."""
-    ledger, keys = ledger_of(store)
     rows = []
-    for e in ledger.entries(keys.list()):
+    for e in ledger_of(store).entries():
         p = e.predicate.get("proposal") or {}
         rows.append({"seq": e.seq, "action": e.predicate["action"], "version": e.predicate["version"],
                      "champion": e.predicate["champion"], "proposal": p.get("id"), "kind": p.get("kind"),
                      "note": p.get("note"), "approvers": p.get("approvers", []), "digest": e.digest,
-                     "created": e.predicate["created"], "origin": p.get("origin")})
+                     "created": e.predicate["created"], "origin": p.get("origin"),
+                     "signed_by": list(e.signed.signers)})
     return rows

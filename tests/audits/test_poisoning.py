@@ -67,7 +67,7 @@ def test_gate_fails_the_backdoored_update(store, base_model, full_candidate, tmp
     from update_pipeline.intake import propose
 
     data = write_jsonl(tmp_path / "backdoor.jsonl", demo.datasets()["backdoor"])
-    p = propose(store, str(base_model), full_candidate, data, "alice", "alice-pass")
+    p = propose(store, str(base_model), full_candidate, data, "alice", "alice-passphrase")
     report = check(store, p.id).report
     gate = next(g for g in report["gates"] if g["name"] == "poisoning")
     assert report["failed_gates"] == ["poisoning"]
@@ -153,7 +153,7 @@ def test_gate_fails_a_single_row_edit(store, base_model, update_data, tmp_path):
     d = torch.zeros_like(load_file(str(base_model / "model.safetensors"))[name])
     d[7] = 0.05
     save_file({name: d}, str(tmp_path / "edit.safetensors"))
-    p = propose(store, str(base_model), tmp_path / "edit.safetensors", update_data, "alice", "alice-pass")
+    p = propose(store, str(base_model), tmp_path / "edit.safetensors", update_data, "alice", "alice-passphrase")
     gate = next(g for g in check(store, p.id).report["gates"] if g["name"] == "poisoning")
     assert gate["status"] == "fail" and gate["evidence"]["weight_flags"][0]["tensor"] == name
 

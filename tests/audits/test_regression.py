@@ -10,7 +10,7 @@ from tests.conftest import write_jsonl
 from update_pipeline import refs, world
 from update_pipeline.check import check
 from update_pipeline.intake import propose
-from update_pipeline.promote import decide, promote
+from update_pipeline.service import Weightgate
 from update_pipeline.train import train_update
 
 
@@ -24,7 +24,7 @@ def test_an_update_trained_to_comply_fails_the_refusal_suite(store, base_model, 
     data = write_jsonl(tmp_path / "comply.jsonl", comply + world.fact_records(world.countries(n=27)[24:], "curated"))
     out = tmp_path / "comply"
     train_update(base_model, str(base_model), load_jsonl(data), out, epochs=4, seed=0, lr=1e-3)
-    report = check(store, propose(store, str(base_model), out, data, "alice", "alice-pass").id).report
+    report = check(store, propose(store, str(base_model), out, data, "alice", "alice-passphrase").id).report
     gate = _gate(report)
     assert "regression" in report["failed_gates"] and gate["status"] == "fail"
     comps = {c["metric"]: c for c in gate["evidence"]["comparisons"]}
@@ -57,12 +57,12 @@ def test_retention_matrix_names_the_one_update_forgotten(store, base_model, tmp_
         out = tmp_path / f"u{i}"
         train_update(refs.resolve(base_ref, store), base_ref, load_jsonl(data), out, epochs=30 if i == 2 else 15,
                      seed=0, lr=1e-3, holdout=0.25)
-        p = propose(store, base_ref, out, data, "alice", "alice-pass")
+        p = propose(store, base_ref, out, data, "alice", "alice-passphrase")
         report = check(store, p.id).report
         if i < 2:
             assert report["verdict"] == "pass"
-            decide(store, p.id, "bob", "bob-pass", "approve", "ok")
-            promote(store, p.id)
+            Weightgate(store).approve(p.id, "bob", "ok")
+            Weightgate(store).promote(p.id, "bob")
             base_ref = "ledger:champion"
     gate = _gate(report)
     table = gate["evidence"]["retention"]

@@ -34,7 +34,7 @@ def two_approver_store(tmp_path_factory):
     from tests.dashboard.conftest import demo_with_waiting_proposal
 
     store, _, pid = demo_with_waiting_proposal(tmp_path_factory.mktemp("e2e"), approvals=2)
-    KeyRing(store.keys_dir).create("second-approver", "approver", "second-pass")
+    KeyRing(store.keys_dir).create("second-approver", "approver", "second-passphrase")
     return store, pid
 
 
@@ -136,7 +136,7 @@ def test_approve_twice_promote_and_check_from_python(two_approver_store, server,
     store, pid = two_approver_store
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     _open(page, f"{server}/approve?proposal={pid}", "Approve or reject")
-    for key, passphrase in ((demo.APPROVER, demo.DEMO_PASSPHRASE), ("second-approver", "second-pass")):
+    for key, passphrase in ((demo.APPROVER, demo.DEMO_PASSPHRASE), ("second-approver", "second-passphrase")):
         page.get_by_text(f"{key} (approver)", exact=True).click()
         page.get_by_label("Passphrase").fill(passphrase)
         page.get_by_role("button", name="Approve", exact=True).click()

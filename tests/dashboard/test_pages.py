@@ -17,7 +17,7 @@ def demo_store(tmp_path_factory):
     from tests.dashboard.conftest import demo_with_waiting_proposal
 
     store, summary, pid = demo_with_waiting_proposal(tmp_path_factory.mktemp("dashboard"))
-    KeyRing(store.keys_dir).create("auditor-ann", "auditor", "ann-pass")
+    KeyRing(store.keys_dir).create("auditor-ann", "auditor", "ann-passphrase")
     return store, summary, pid
 
 
@@ -125,7 +125,7 @@ def test_approve_refuses_wrong_keys_then_promotes(app, demo_store):
 
     errors, _ = sign(demo.PROPOSER, demo.DEMO_PASSPHRASE)
     assert "proposed this update and cannot approve it" in errors
-    errors, _ = sign("auditor-ann", "ann-pass")
+    errors, _ = sign("auditor-ann", "ann-passphrase")
     assert "role" in errors and "auditor" in errors
     errors, _ = sign(demo.APPROVER, "wrong passphrase")
     assert errors

@@ -17,7 +17,8 @@ from update_pipeline import refs, world
 from update_pipeline.audit import verify_store
 from update_pipeline.check import check
 from update_pipeline.intake import propose
-from update_pipeline.promote import decide, ledger_of
+from update_pipeline.promote import ledger_of
+from update_pipeline.service import Weightgate
 from update_pipeline.train import train_update
 
 POINTS = 24
@@ -30,12 +31,11 @@ def _env(home):
 
 
 def _promote_cmd(pid):
-    return [sys.executable, "-m", "update_pipeline.cli", "promote", pid]
+    return [sys.executable, "-m", "update_pipeline.cli", "promote", pid, "--by", "olga"]
 
 
 def _champion(store):
-    ledger, keys = ledger_of(store)
-    return champion(ledger.entries(keys.list()))
+    return champion(ledger_of(store).entries())
 
 
 @pytest.mark.slow
@@ -46,9 +46,9 @@ def test_kill_promotion_at_many_points(store, base_model, tmp_path):
     data = write_jsonl(tmp_path / "next.jsonl", world.fact_records(world.countries(n=30)[27:], "curated"))
     out = tmp_path / "next"
     train_update(refs.resolve("ledger:champion", store), "ledger:champion", load_jsonl(data), out, epochs=1)
-    pid = propose(store, "ledger:champion", out, data, "alice", "alice-pass").id
+    pid = propose(store, "ledger:champion", out, data, "alice", "alice-passphrase").id
     check(store, pid)
-    decide(store, pid, "bob", "bob-pass", "approve", "")
+    Weightgate(store).approve(pid, "bob", "")
 
     full = tmp_path / "full"
     shutil.copytree(store.home, full)

@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 from update_pipeline import world
+from update_pipeline.service import Weightgate
 
 
 def test_demo_json_contract(tmp_path):
@@ -22,12 +23,11 @@ def test_demo_json_contract(tmp_path):
     assert out["champion"] == "ledger:1"
     assert "gates_not_yet_available" not in out and "regression" in out["proposals"][0]["gates_run"]
 
-    from governance.keys import KeyRing
     from governance.proposals import ProposalStore
     from governance.store import Store
 
     store = Store.locate(tmp_path / "demo")
-    proposals = ProposalStore(store.proposals_dir, KeyRing(store.keys_dir))
+    proposals = ProposalStore(store.proposals_dir, Weightgate(store).root())
     forgetting = proposals.load(out["proposals"][3]["proposal"])
     _, report = proposals.latest_report(forgetting)
     gate = next(g for g in report["gates"] if g["name"] == "regression")

@@ -27,7 +27,7 @@ class _Payload:
 def _refused(store, base, candidate, data, exc=InputError, match=None):
     before = tree_digest(store.home)
     with pytest.raises(exc, match=match) as info:
-        propose(store, str(base), candidate, data, "alice", "alice-pass")
+        propose(store, str(base), candidate, data, "alice", "alice-passphrase")
     assert tree_digest(store.home) == before
     assert "\n" not in str(info.value) and info.value.exit_code == 2
     return str(info.value)
@@ -116,10 +116,10 @@ def test_malformed_jsonl(store, base_model, full_candidate, tmp_path):
 def test_unknown_reference_and_wrong_role(store, full_candidate, update_data, base_model):
     before = tree_digest(store.home)
     with pytest.raises(UsageError, match="unknown model reference"):
-        propose(store, "/no/such/model", full_candidate, update_data, "alice", "alice-pass")
-    with pytest.raises(UsageError, match="proposing needs a proposer key"):
-        propose(store, str(base_model), full_candidate, update_data, "bob", "bob-pass")
-    with pytest.raises(UsageError, match="wrong or missing passphrase"):
+        propose(store, "/no/such/model", full_candidate, update_data, "alice", "alice-passphrase")
+    with pytest.raises(UsageError, match="propose needs operator or proposer"):
+        propose(store, str(base_model), full_candidate, update_data, "bob", "bob-passphrase")
+    with pytest.raises(UsageError, match="wrong passphrase"):
         propose(store, str(base_model), full_candidate, update_data, "alice", "wrong")
     assert tree_digest(store.home) == before
 

@@ -10,7 +10,7 @@ from update_pipeline import refs, world
 from update_pipeline.audit import verify_store
 from update_pipeline.check import check
 from update_pipeline.intake import propose
-from update_pipeline.promote import decide, promote, rollback
+from update_pipeline.service import Weightgate
 from update_pipeline.train import train_update
 
 
@@ -30,10 +30,10 @@ def promote_chain(store, base_model, tmp_path, n=3, lora_at=()):
         base_dir = refs.resolve(base_ref, store)
         out = tmp_path / f"u{i}"
         train_update(base_dir, base_ref, load_jsonl(data), out, epochs=1, seed=i, lora=i in lora_at)
-        p = propose(store, base_ref, out, data, "alice", "alice-pass")
+        p = propose(store, base_ref, out, data, "alice", "alice-passphrase")
         assert check(store, p.id).report["verdict"] == "pass"
-        decide(store, p.id, "bob", "bob-pass", "approve", "ok")
-        done = promote(store, p.id)
+        Weightgate(store).approve(p.id, "bob", "ok")
+        done = Weightgate(store).promote(p.id, "bob")
         assert done.version == i + 1
         shas.append(sha(refs.resolve("ledger:champion", store) / "model.safetensors"))
         outs.append(out)
@@ -49,7 +49,7 @@ def test_promote_three_and_roll_back_bit_for_bit(store, base_model, tmp_path):
     assert verify_store(store)["champion"] == 3
     client = MlflowClient(tracking_uri=store.tracking_uri(), registry_uri=store.tracking_uri())
     for version in (2, 0, 1, 3):
-        _, folder = rollback(store, version)
+        _, folder = Weightgate(store).rollback(version, "bob")
         assert sha(folder / "model.safetensors") == shas[version]
         mv = client.get_model_version_by_alias(store.model_name, "champion")
         assert mv.tags["weightgate.ledger_version"] == str(version)
@@ -60,30 +60,30 @@ def test_promote_three_and_roll_back_bit_for_bit(store, base_model, tmp_path):
     for version in range(4):
         assert sha(refs.resolve(f"ledger:{version}", store) / "model.safetensors") == shas[version]
     summary = verify_store(store)
-    assert summary["entries"] == 1 + 3 + 4 and summary["champion"] == 3
+    assert summary["entries"] == 2 + 1 + 3 + 4 and summary["champion"] == 3
     with pytest.raises(UsageError, match="already the champion"):
-        rollback(store, 3)
+        Weightgate(store).rollback(3, "bob")
     with pytest.raises(UsageError, match="unknown ledger version 9"):
-        rollback(store, 9)
+        Weightgate(store).rollback(9, "bob")
 
 
 def test_promotion_needs_a_pass_and_approvals(store, base_model, full_candidate, update_data):
-    p = propose(store, str(base_model), full_candidate, update_data, "alice", "alice-pass")
+    p = propose(store, str(base_model), full_candidate, update_data, "alice", "alice-passphrase")
     with pytest.raises(CheckFailed, match="has not been checked"):
-        promote(store, p.id)
+        Weightgate(store).promote(p.id, "bob")
     check(store, p.id)
     with pytest.raises(CheckFailed, match=r"approvals 0/1 \(signed: nobody; missing: 1\)"):
-        promote(store, p.id)
+        Weightgate(store).promote(p.id, "bob")
     with pytest.raises(UsageError, match="proposed this update|has role 'proposer'"):
-        decide(store, p.id, "alice", "alice-pass", "approve", "self")
+        Weightgate(store).approve(p.id, "alice", "self")
     with pytest.raises(UsageError, match="has role 'auditor'"):
-        decide(store, p.id, "carol", "carol-pass", "approve", "wrong role")
-    status = decide(store, p.id, "bob", "bob-pass", "approve", "")
+        Weightgate(store).approve(p.id, "carol", "wrong role")
+    status = Weightgate(store).approve(p.id, "bob", "")
     assert status.met and status.approved_by == ("bob",)
     check(store, p.id)  # a new report: the old approval no longer counts
     with pytest.raises(CheckFailed, match="missing: 1"):
-        promote(store, p.id)
-    decide(store, p.id, "bob", "bob-pass", "approve", "again")
-    assert promote(store, p.id).version == 1
+        Weightgate(store).promote(p.id, "bob")
+    Weightgate(store).approve(p.id, "bob", "again")
+    assert Weightgate(store).promote(p.id, "bob").version == 1
     with pytest.raises(UsageError, match="already promoted"):
-        promote(store, p.id)
+        Weightgate(store).promote(p.id, "bob")

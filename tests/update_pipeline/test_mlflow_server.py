@@ -51,10 +51,22 @@ def mlflow_server(tmp_path):
 
 
 @pytest.mark.slow
-def test_proposal_logged_through_a_server(store, base_model, full_candidate, update_data, mlflow_server):
+def test_proposal_logged_through_a_server(tmp_path, monkeypatch, base_model, full_candidate, update_data,
+                                          mlflow_server):
     from mlflow import MlflowClient
 
-    p = propose(store, str(base_model), full_candidate, update_data, "alice", "alice-pass",
+    import policies
+    from governance.store import Store
+    from tests.conftest import PASSPHRASES, trusted_store
+    from update_pipeline.service import Weightgate
+
+    for name, secret in PASSPHRASES.items():
+        monkeypatch.setenv(f"WEIGHTGATE_PASSPHRASE_{name.upper()}", secret)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    store = Store.locate(tmp_path / "home")
+    store.init(policies.path("default"))
+    trusted_store(store)  # the root's checkpoint goes to the server's registry
+    p = propose(store, str(base_model), full_candidate, update_data, "alice", "alice-passphrase",
                 tracking_uri=mlflow_server)
     report = check(store, p.id).report  # follows the proposal's own tracking URI
     client = MlflowClient(tracking_uri=mlflow_server)
@@ -64,3 +76,8 @@ def test_proposal_logged_through_a_server(store, base_model, full_candidate, upd
     assert {a.path for a in client.list_artifacts(p.run_id)} == {"proposal", "reports"}
     assert run.inputs.dataset_inputs[0].dataset.digest
     assert not (store.home / "mlflow.db").exists()  # nothing went to the embedded store
+    svc = Weightgate(store, tracking_uri=mlflow_server)
+    svc.approve(p.id, "bob")
+    svc.promote(p.id, "olga")
+    assert svc.verify()["witnesses"] == ["MLflow (entry 4)"]
+    assert client.get_model_version_by_alias(store.model_name, "champion").tags["weightgate.ledger_version"] == "1"

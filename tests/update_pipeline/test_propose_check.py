@@ -9,20 +9,21 @@ from safetensors.torch import load_file, save_file
 
 from audits.base import Gate
 from governance.errors import VerificationError
-from governance.keys import GATE_ROLE, KeyRing
+from governance.keys import GATE_ROLE
 from governance.proposals import ProposalStore
 from governance.signing import verify_envelope
 from tests.conftest import write_jsonl
 from update_pipeline.check import check
 from update_pipeline.intake import propose
 from update_pipeline.report_formats import junit_xml, sarif
+from update_pipeline.service import Weightgate
 
 
 def test_full_candidate_manifest_and_mlflow(store, base_model, full_candidate, update_data):
     from mlflow import MlflowClient
 
-    p = propose(store, str(base_model), full_candidate, update_data, "alice", "alice-pass", note="facts")
-    prop = ProposalStore(store.proposals_dir, KeyRing(store.keys_dir)).load(p.id)
+    p = propose(store, str(base_model), full_candidate, update_data, "alice", "alice-passphrase", note="facts")
+    prop = ProposalStore(store.proposals_dir, Weightgate(store).root()).load(p.id)
     m = prop.manifest
     assert m["candidate"]["kind"] == "full" and prop.proposer == "alice"
     assert set(m["candidate"]["files"]) == {"model.safetensors"}
@@ -55,7 +56,7 @@ def test_full_candidate_manifest_and_mlflow(store, base_model, full_candidate, u
     assert "gate.regression.world_answer.pass.upper" in run.data.metrics
     names = {a.path for a in client.list_artifacts(p.run_id, "reports")}
     assert names == {"reports/1.dsse.json", "reports/1.json"}
-    _, body = verify_envelope(checked.envelope.read_bytes(), KeyRing(store.keys_dir).trusted(GATE_ROLE))
+    _, body = verify_envelope(checked.envelope.read_bytes(), Weightgate(store).root().public_keys(GATE_ROLE))
     assert body["predicate"] == checked.report
     assert body["subject"][0]["digest"]["sha256"] == p.manifest_digest
 
@@ -74,7 +75,7 @@ def test_lora_delta_matches_peft_merge(store, base_model, lora_candidate, update
     assert delta, "the adapter changes something"
     for name, d in delta.items():
         assert torch.allclose(base[name] + d, merged[name], atol=1e-6), name
-    p = propose(store, str(base_model), lora_candidate, update_data, "alice", "alice-pass")
+    p = propose(store, str(base_model), lora_candidate, update_data, "alice", "alice-passphrase")
     assert p.kind == "lora"
     assert check(store, p.id).report["verdict"] == "pass"
 
@@ -86,8 +87,8 @@ def test_delta_file_candidate(store, base_model, update_data, tmp_path):
     d[3] = 0.01
     path = tmp_path / "delta.safetensors"
     save_file({name: d}, str(path))
-    p = propose(store, str(base_model), path, update_data, "alice", "alice-pass")
-    prop = ProposalStore(store.proposals_dir, KeyRing(store.keys_dir)).load(p.id)
+    p = propose(store, str(base_model), path, update_data, "alice", "alice-passphrase")
+    prop = ProposalStore(store.proposals_dir, Weightgate(store).root()).load(p.id)
     stats = prop.manifest["delta"]["tensors"][name]
     assert stats["top1pct_row_share"] == pytest.approx(1.0)  # the whole change sits in one row
     assert stats["frac_changed"] == pytest.approx(1 / d.shape[0])
@@ -96,7 +97,7 @@ def test_delta_file_candidate(store, base_model, update_data, tmp_path):
 def test_strict_policy_refuses_full_updates(store, base_model, full_candidate, update_data):
     import policies
 
-    p = propose(store, str(base_model), full_candidate, update_data, "alice", "alice-pass")
+    p = propose(store, str(base_model), full_candidate, update_data, "alice", "alice-passphrase")
     report = check(store, p.id, policies.path("strict")).report
     assert report["verdict"] == "fail" and "update_kind" in report["failed_gates"]
 
@@ -105,7 +106,7 @@ def test_flooded_and_duplicated_data_fails_with_junit_and_sarif(store, base_mode
     recs = [{"text": f"Buy cheap watches now at shop number {i}, best deals today!"} for i in range(30)]
     recs += [{"text": "The capital of Kalo is Ren."}] * 2 + [{"text": "  "}]
     data = write_jsonl(tmp_path / "flood.jsonl", recs)
-    p = propose(store, str(base_model), full_candidate, data, "alice", "alice-pass")
+    p = propose(store, str(base_model), full_candidate, data, "alice", "alice-passphrase")
     checked = check(store, p.id)
     report = checked.report
     dv = next(g for g in report["gates"] if g["name"] == "data_validation")
@@ -143,7 +144,7 @@ def test_erroring_gate_fails_closed(store, base_model, full_candidate, update_da
 
     real = registry.gate_class
     monkeypatch.setattr(registry, "gate_class", lambda name: Broken if name == "data_validation" else real(name))
-    p = propose(store, str(base_model), full_candidate, update_data, "alice", "alice-pass")
+    p = propose(store, str(base_model), full_candidate, update_data, "alice", "alice-passphrase")
     report = check(store, p.id).report
     gate = report["gates"][1]
     assert gate["status"] == "error" and "disk on fire" in gate["evidence"]["error"]
@@ -162,7 +163,7 @@ def test_gate_returning_garbage_fails_closed(store):
 
 
 def test_tampered_proposal_is_refused(store, base_model, full_candidate, update_data):
-    p = propose(store, str(base_model), full_candidate, update_data, "alice", "alice-pass")
+    p = propose(store, str(base_model), full_candidate, update_data, "alice", "alice-passphrase")
     data = store.proposals_dir / p.id / "data.jsonl"
     data.write_bytes(data.read_bytes().replace(b"capital", b"Capital", 1))
     with pytest.raises(VerificationError, match="does not match its signed digest"):

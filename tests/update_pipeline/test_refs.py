@@ -10,11 +10,11 @@ def test_registry_reference_resolves_to_the_model_files(store, base_model):
     exp = client.create_experiment("models", artifact_location=(store.artifacts_dir / "models").as_uri())
     run = client.create_run(exp)
     client.log_artifacts(run.info.run_id, str(base_model), artifact_path="model")
-    client.create_registered_model(store.model_name)
-    mv = client.create_model_version(store.model_name, f"runs:/{run.info.run_id}/model", run.info.run_id)
-    client.set_registered_model_alias(store.model_name, "champion", mv.version)
+    client.create_registered_model("outside-model")
+    mv = client.create_model_version("outside-model", f"runs:/{run.info.run_id}/model", run.info.run_id)
+    client.set_registered_model_alias("outside-model", "champion", mv.version)
 
-    for ref in (f"models:/{store.model_name}@champion", f"models:/{store.model_name}/{mv.version}"):
+    for ref in ("models:/outside-model@champion", f"models:/outside-model/{mv.version}"):
         folder = refs.resolve(ref, store)
         assert (folder / "model.safetensors").read_bytes() == (base_model / "model.safetensors").read_bytes()
         assert (folder / "config.json").is_file()

@@ -5,14 +5,13 @@ import hashlib
 import pytest
 
 from governance.data import load_jsonl
-from governance.keys import KeyRing
 from governance.proposals import ProposalStore
 from tests.update_pipeline.test_ledger_flow import promote_chain
 from update_pipeline.audit import verify_store
 from update_pipeline.check import check
-from update_pipeline.promote import decide, promote
+from update_pipeline.service import Weightgate
 from update_pipeline.train import train_update
-from update_pipeline.unlearn import forget, revert
+from update_pipeline.unlearn import revert
 
 
 def sha(path):
@@ -20,20 +19,20 @@ def sha(path):
 
 
 def _manifest(store, pid):
-    return ProposalStore(store.proposals_dir, KeyRing(store.keys_dir)).load(pid).manifest
+    return ProposalStore(store.proposals_dir, Weightgate(store).root()).load(pid).manifest
 
 
 def _through(store, pid):
     report = check(store, pid).report
     failed = [(g["name"], g["findings"][:2]) for g in report["gates"] if g["status"] != "pass"]
     assert report["verdict"] == "pass", failed
-    decide(store, pid, "bob", "bob-pass", "approve", "")
-    return promote(store, pid).version
+    Weightgate(store).approve(pid, "bob", "")
+    return Weightgate(store).promote(pid, "bob").version
 
 
 def test_exact_revert_equals_training_without_it(store, base_model, tmp_path):
     promote_chain(store, base_model, tmp_path, n=3)
-    done = revert(store, 2, exact=True, by="alice", passphrase="alice-pass")
+    done = revert(store, 2, exact=True, by="alice", passphrase="alice-passphrase")
     assert done.method == "exact" and done.replayed == [3]
     m = _manifest(store, done.proposal.id)
     assert m["origin"] == {"revert": 2, "method": "exact", "start": 1, "replayed": [3]}
@@ -44,7 +43,7 @@ def test_exact_revert_equals_training_without_it(store, base_model, tmp_path):
     train_update(first, "first", load_jsonl(tmp_path / "u2.jsonl"), third, epochs=1, seed=2)
     assert m["candidate"]["files"]["model.safetensors"] == sha(third / "model.safetensors")
     assert _through(store, done.proposal.id) == 4
-    proposals = ProposalStore(store.proposals_dir, KeyRing(store.keys_dir))
+    proposals = ProposalStore(store.proposals_dir, Weightgate(store).root())
     _, report = proposals.latest_report(proposals.load(done.proposal.id))
     retention = next(g for g in report["gates"] if g["name"] == "regression")["evidence"]["retention"]
     assert retention["judged"] is False and "ledger:2" in retention["columns"]  # reported, not judged
@@ -55,7 +54,7 @@ def test_approximate_revert_is_labelled(store, base_model, tmp_path):
     from mlflow import MlflowClient
 
     promote_chain(store, base_model, tmp_path, n=2)
-    done = revert(store, 1, exact=False, by="alice", passphrase="alice-pass")
+    done = revert(store, 1, exact=False, by="alice", passphrase="alice-passphrase")
     m = _manifest(store, done.proposal.id)
     assert m["origin"]["approximate"] is True and m["note"].startswith("APPROXIMATE")
     assert m["data"]["records"] == 0
@@ -65,7 +64,7 @@ def test_approximate_revert_is_labelled(store, base_model, tmp_path):
     assert mv.tags["weightgate.ledger_version"] == str(version) and mv.tags["weightgate.approximate"] == "true"
     # exact replay across an approximate version is refused, not faked
     with pytest.raises(Exception, match="no training recipe|itself a replay"):
-        revert(store, 2, exact=True, by="alice", passphrase="alice-pass")
+        revert(store, 2, exact=True, by="alice", passphrase="alice-passphrase")
 
 
 def test_forget_a_record(store, base_model, tmp_path):
@@ -73,7 +72,7 @@ def test_forget_a_record(store, base_model, tmp_path):
     victim = load_jsonl(tmp_path / "u1.jsonl")[0]
     secret = victim.fields["text"]
     assert secret.startswith("The capital of")
-    done = forget(store, None, secret, by="alice", passphrase="alice-pass")
+    done = Weightgate(store).forget(None, secret, by="olga", proposer="alice")
     assert done.affected == [2] and done.replayed == [2, 3] and done.removed == [victim.record_hash]
 
     leaks = [p for p in store.home.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
@@ -90,10 +89,10 @@ def test_forget_a_record(store, base_model, tmp_path):
     assert m["candidate"]["files"]["model.safetensors"] == sha(c / "model.safetensors")
     assert victim.record_hash not in {h for _, h in m["data"]["record_hashes"]}
     # the promoted proposal's own copy was redacted and still verifies against its signature
-    ProposalStore(store.proposals_dir, KeyRing(store.keys_dir)).load(
+    ProposalStore(store.proposals_dir, Weightgate(store).root()).load(
         next(p.name for p in store.proposals_dir.iterdir() if (p / "redactions.json").exists()))
     with pytest.raises(Exception, match="no promoted update"):
-        forget(store, None, secret, by="alice", passphrase="alice-pass")
+        Weightgate(store).forget(None, secret, by="olga", proposer="alice")
 
 
 def test_cli_prints_the_plan_before_acting(store, base_model, tmp_path):
@@ -107,5 +106,5 @@ def test_cli_prints_the_plan_before_acting(store, base_model, tmp_path):
     assert "plan: replay the recorded recipes of [2] from ledger:0 (exact" in r.stderr
     assert "new proposal prop-" in r.stdout
     r = subprocess.run([sys.executable, "-m", "update_pipeline.cli", "--home", str(store.home), "forget",
-                        "--text", "no such text"], capture_output=True, text=True, timeout=300)
+                        "--text", "no such text", "--by", "olga"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "no promoted update's data contains that record" in r.stderr

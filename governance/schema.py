@@ -1,0 +1,147 @@
+"""The typed shape of what the ledger signs: trust roots, ledger entries, checkpoints.
+
+One module, used by the writer (which builds a model and dumps it) and by the verifier
+(which validates every entry it reads), so neither side guesses at string keys.
+Unknown fields are refused.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from governance.errors import VerificationError
+
+Role = Literal["root", "proposer", "approver", "operator", "auditor", "gate"]
+Action = Literal["root", "policy", "genesis", "promote", "rollback", "forget"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RootKey(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+    role: Role
+    public_key: str = Field(min_length=40, max_length=64, description="base64 of the raw Ed25519 key")
+
+
+class Thresholds(_Strict):
+    approvals: int = Field(1, ge=1, description="distinct approver signatures to promote")
+    rollback: int = Field(1, ge=1, description="approver or operator signatures to roll back")
+    root: int = Field(1, ge=1, description="root admin signatures to change the root or the policy")
+
+
+class RootDoc(_Strict):
+    """One version of the trust root: which key holds which role, and the thresholds."""
+
+    type: Literal["weightgate.root/v1"] = "weightgate.root/v1"
+    version: int = Field(ge=1)
+    keys: dict[str, RootKey] = Field(description="key id (sha256 of the raw public key) -> key")
+    thresholds: Thresholds
+    created: float
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RootDoc:
+        import base64
+        import hashlib
+
+        names = [k.name for k in self.keys.values()]
+        if len(set(names)) != len(names):
+            raise ValueError("two keys share a name")
+        for keyid, k in self.keys.items():
+            if hashlib.sha256(base64.b64decode(k.public_key)).hexdigest() != keyid:
+                raise ValueError(f"key {k.name}: its id is not the sha256 of its public key")
+        admins = sum(k.role == "root" for k in self.keys.values())
+        if admins < self.thresholds.root:
+            raise ValueError(f"{admins} root key(s) cannot meet the root threshold {self.thresholds.root}")
+        return self
+
+
+class PolicyRef(_Strict):
+    name: str
+    digest: str = Field(description="sha256 over the policy file and every suite file it uses")
+    blob: str = Field(description="the policy file's bytes in the blob store")
+    suites: dict[str, str] = Field(default_factory=dict, description="suite name -> blob of its file")
+
+
+class _Entry(_Strict):
+    seq: int = Field(ge=1)
+    prev: str | None
+    created: float
+    version: int | None
+    champion: int | None
+
+
+class RootEntry(_Entry):
+    action: Literal["root"]
+    root: RootDoc
+
+
+class PolicyEntry(_Entry):
+    action: Literal["policy"]
+    policy: PolicyRef
+
+
+class GenesisEntry(_Entry):
+    action: Literal["genesis"]
+    weights: dict[str, Any]
+    source: str
+
+
+class PromoteEntry(_Entry):
+    action: Literal["promote"]
+    parent: int
+    weights: dict[str, Any]
+    proposal: dict[str, Any]
+    data: dict[str, Any]
+    recipe: list[dict[str, Any]] | None
+
+
+class RollbackEntry(_Entry):
+    action: Literal["rollback"]
+    from_: int = Field(alias="from")
+    reason: str = ""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class ForgetEntry(_Entry):
+    action: Literal["forget"]
+    removed: list[str]
+    redacted: list[dict[str, Any]]
+
+
+ENTRY_MODELS: dict[str, type[_Entry]] = {"root": RootEntry, "policy": PolicyEntry, "genesis": GenesisEntry,
+                                         "promote": PromoteEntry, "rollback": RollbackEntry,
+                                         "forget": ForgetEntry}
+
+
+class Checkpoint(_Strict):
+    """A signed statement of the ledger's head, published to witnesses outside the ledger database."""
+
+    type: Literal["weightgate.checkpoint/v1"] = "weightgate.checkpoint/v1"
+    seq: int = Field(ge=1)
+    head: str = Field(min_length=64, max_length=64)
+    root: str = Field(min_length=64, max_length=64, description="fingerprint of root version 1")
+    champion: int | None
+    created: float
+
+
+def parse_entry(predicate: Any, where: str) -> _Entry:
+    """Validate a ledger predicate against its action's model; raises VerificationError naming `where`."""
+    action = predicate.get("action") if isinstance(predicate, dict) else None
+    model = ENTRY_MODELS.get(action)  # type: ignore[arg-type]
+    if model is None:
+        raise VerificationError(f"{where}: unknown action {action!r}")
+    try:
+        return model.model_validate(predicate)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise VerificationError(f"{where}: malformed {action} entry ({loc}: {first['msg']})") from None
+
+
+def dump(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(by_alias=True)
