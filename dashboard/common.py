@@ -9,7 +9,7 @@ from typing import TypeVar
 import streamlit as st
 
 from governance.errors import WeightgateError
-from governance.keys import KeyInfo, KeyRing
+from governance.keys import KeyRing
 from governance.store import Store
 
 T = TypeVar("T")
@@ -21,8 +21,40 @@ def store() -> Store:
     return Store.locate(os.environ.get("WEIGHTGATE_HOME") or None)
 
 
-def keys(role: str | None = None) -> list[KeyInfo]:
-    return [k for k in KeyRing(store().keys_dir).list() if not k.revoked and (role is None or k.role == role)]
+def keys(*roles: str) -> dict[str, str]:
+    """name -> role in the trust root in force, for the keys in this keyring (gate key left out). Keys the
+    root does not list are shown as such: choosing one gets the refusal the command line prints."""
+    from update_pipeline.service import Weightgate
+
+    try:
+        root = Weightgate(store()).root()
+    except WeightgateError:
+        root = None
+    out = {}
+    for k in KeyRing(store().keys_dir).list():
+        listed = root.key(k.keyid) if root else None
+        role = listed.role if listed else "not in the trust root"
+        if role != "gate" and (not roles or role in roles or listed is None):
+            out[k.name] = role
+    return out
+
+
+def service(passphrase: str | None):  # noqa: ANN201
+    """The same service API the command line uses, unlocking keys with the passphrase typed on the page."""
+    from update_pipeline.service import Weightgate
+
+    return Weightgate(store(), passphrase=lambda _name: passphrase or None)
+
+
+def signer_fields(label: str, roles: tuple[str, ...], key: str) -> tuple[str | None, str]:
+    """A key (with its role in the trust root) and its passphrase."""
+    names = keys(*roles)
+    if not names:
+        st.warning(f"No {' or '.join(roles)} key here: create one with `weightgate keys create` and ask a root "
+                   "admin to add it with `weightgate trust add-key`.")
+        return None, ""
+    by = st.selectbox(label, list(names), key=f"{key}-by", format_func=lambda n: f"{n} ({names[n]})")
+    return by, st.text_input("Passphrase", type="password", key=f"{key}-pass")
 
 
 def badge(status: str) -> str:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.common import attempt, badge, chosen_proposal, keys, store
-from update_pipeline.promote import decide, promote
+from dashboard.common import attempt, badge, chosen_proposal, keys, service, signer_fields, store
 from update_pipeline.views import proposal_view, queue
 
 st.title("Approve or reject")
@@ -32,8 +31,8 @@ st.metric("approvals still needed", needed)
 st.write(f"approved by: {signed}")
 st.caption(view.approvals)
 
-roles = {k.name: k.role + (", proposed this update" if k.name == view.proposal.proposer else "")
-         for k in keys() if k.role != "gate"}  # the gate runner's key signs reports, never decisions
+roles = {name: role + (", proposed this update" if name == view.proposal.proposer else "")
+         for name, role in keys().items()}  # roles from the trust root in force; the gate key is left out
 if roles:
     with st.form("decide", clear_on_submit=True):
         by = st.radio("Sign with key", list(roles), horizontal=True, format_func=lambda n: f"{n} ({roles[n]})")
@@ -46,17 +45,21 @@ if roles:
         if decision == "reject" and not comment.strip():
             st.error("a rejection needs a reason")
         else:
-            status = attempt(lambda: decide(store(), pid, by, passphrase or None, decision, comment))
+            status = attempt(lambda: service(passphrase).decide(pid, by, decision, comment))
             if status is not None:
                 st.success(f"{decision}d by {by}: {status.describe()}")
                 view = proposal_view(store(), pid)
 else:
-    st.warning("No keys yet: `weightgate keys create NAME --role approver`.")
+    st.warning("No keys yet: `weightgate keys create NAME --role approver`, then a root admin runs "
+               "`weightgate trust add-key NAME --role approver`.")
 
 if view.met:
-    if st.button("Promote", type="primary"):
+    st.subheader("Promote")
+    releaser, release_pass = signer_fields("Release with key (operator or approver)", ("operator", "approver"),
+                                           "release")
+    if st.button("Promote", type="primary", disabled=releaser is None):
         with st.spinner("storing weights, appending to the ledger, registering in MLflow"):
-            done = attempt(lambda: promote(store(), pid))
+            done = attempt(lambda: service(release_pass).promote(pid, releaser))
         if done is not None:
             st.success(f"promoted {pid} as ledger:{done.version}, the champion")
             st.page_link("pages/ledger.py", label="See the ledger", icon=":material/timeline:")

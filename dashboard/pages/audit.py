@@ -14,14 +14,16 @@ from governance.audit_bundle import verify_bundle
 from update_pipeline.audit import export
 
 st.title("Audit export")
-st.write("A bundle of every ledger entry, the attestations it names (manifests, gate reports, approvals), "
-         "the public keys and checksums, with a README. An auditor checks it offline with "
-         "`weightgate audit verify DIR [--trust KEYS.json]`, with no access to this store.")
+st.write("A bundle of every ledger entry (trust root versions included), the attestations it names (manifests, "
+         "gate reports, approvals), the signed head and checksums, with a README. An auditor checks it offline "
+         "with `weightgate audit verify DIR --root-fingerprint HEX`, with no access to this store, against the "
+         "fingerprint you give them out of band.")
 
 if st.button("Build the bundle", type="primary"):
     with tempfile.TemporaryDirectory() as tmp, st.spinner("exporting and verifying"):
         folder = attempt(lambda: export(store(), Path(tmp) / "bundle"))
-        summary = attempt(lambda: verify_bundle(folder, None)) if folder else None
+        anchor = store().config().get("root_fingerprint")
+        summary = attempt(lambda: verify_bundle(folder, root_fingerprint=anchor)) if folder else None
         if folder is not None and summary is not None:
             buf = io.BytesIO()
             with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
@@ -34,5 +36,6 @@ if "bundle" in st.session_state:
     s = st.session_state["bundle_summary"]
     st.success(f"bundle verifies: {s['entries']} ledger entries, {s['attestations']} attestations, "
                f"champion ledger:{s['champion']}")
+    st.write(f"Give the auditor this root fingerprint out of band: `{s['anchor']}`")
     st.download_button("Download weightgate-audit.zip", st.session_state["bundle"], "weightgate-audit.zip",
                        "application/zip", icon=":material/download:")

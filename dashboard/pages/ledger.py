@@ -11,10 +11,9 @@ import streamlit as st
 
 from dashboard.common import attempt, store
 from governance.errors import WeightgateError
-from governance.keys import KeyRing
 from governance.lineage import Lineage
-from governance.proposals import ProposalStore
 from update_pipeline.audit import verify_store
+from update_pipeline.promote import trusted
 from update_pipeline.views import ledger_rows
 
 st.title("Ledger")
@@ -22,7 +21,9 @@ s = store()
 try:
     summary = verify_store(s)
     st.markdown(f":green-badge[:material/verified: ledger verifies] {summary['entries']} entries, "
-                f"{summary['blobs']} blobs checked; champion **ledger:{summary['champion']}**")
+                f"{summary['blobs']} blobs checked; champion **ledger:{summary['champion']}**; trust root "
+                f"v{summary['root_version']} `{summary['root_fingerprint'][:16]}`; witnesses: "
+                f"{', '.join(summary['witnesses'])}")
 except WeightgateError as exc:
     st.markdown(":red-badge[:material/gpp_bad: ledger does NOT verify]")
     st.error(f"{type(exc).__name__}: {exc}")
@@ -36,7 +37,7 @@ uri = s.tracking_uri()
 ui = os.environ.get("WEIGHTGATE_MLFLOW_UI") or (uri if uri.startswith("http") else "http://127.0.0.1:5000")
 lineage = Lineage(uri, s.artifacts_dir)
 registered = attempt(lambda: lineage.registered_versions(s.model_name)) or {}
-proposals = ProposalStore(s.proposals_dir, KeyRing(s.keys_dir))
+proposals = trusted(s)[3]
 exp = lineage.client().get_experiment_by_name("weightgate/proposals")
 
 
@@ -69,6 +70,7 @@ table = pd.DataFrame([{
     "action": r["action"], "version": r["version"],
     "champion after": r["champion"],
     "proposal": r["proposal"] or "", "kind": r["kind"] or "", "approvers": ", ".join(r["approvers"]),
+    "signed by": ", ".join(r["signed_by"]),
     "note": r["note"] or "", "report": report_of(r["proposal"]), "mlflow run": run_link(r["proposal"]),
     "registered version": (f"{ui}/#/models/{s.model_name}/versions/{registered[r['version']]}"
                            if r["version"] in registered and r["action"] in ("promote", "genesis") else None),

@@ -4,30 +4,23 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.common import attempt, confirm, keys, store
+from dashboard.common import attempt, confirm, service, signer_fields, store
 from governance.ledger import versions
-from update_pipeline.promote import ledger_of, rollback
+from update_pipeline.promote import ledger_of
 from update_pipeline.replay import lineage
-from update_pipeline.unlearn import forget, plan_forget, plan_revert, revert
+from update_pipeline.unlearn import plan_forget, plan_revert
 from update_pipeline.views import ledger_rows
 
 st.title("Rollback, revert, forget")
 s = store()
-ledger, keyring = ledger_of(s)
-entries = attempt(lambda: ledger.entries(keyring.list())) or []
-if not entries:
-    st.info("The ledger is empty: there is nothing to roll back or unlearn.")
+entries = attempt(lambda: ledger_of(s).entries()) or []
+champion = entries[-1].predicate["champion"] if entries else None
+if champion is None:
+    st.info("The ledger holds no versions yet: there is nothing to roll back or unlearn.")
     st.stop()
-champion = entries[-1].predicate["champion"]
 made = versions(entries)
 st.write(f"champion: **ledger:{champion}** · lineage {' → '.join(f'ledger:{v}' for v in lineage(entries))}")
 notes = {r["version"]: r["note"] or r["action"] for r in ledger_rows(s) if r["action"] in ("genesis", "promote")}
-
-
-def signer(key: str) -> tuple[str | None, str]:
-    names = [k.name for k in keys("proposer")]
-    by = st.selectbox("Proposer key for the resulting proposal", names, key=f"{key}-by") if names else None
-    return by, st.text_input("Passphrase", type="password", key=f"{key}-pass")
 
 
 roll, rev, forg = st.tabs(["Rollback", "Revert one update", "Forget a record"])
@@ -39,9 +32,13 @@ with roll:
         to = st.selectbox("Roll back to", options, format_func=lambda v: f"ledger:{v} ({notes.get(v, '')})")
         st.info(f"Will make ledger:{to} the champion instead of ledger:{champion}: its weights are restored bit "
                 "for bit (sha256 of every file checked), a signed rollback entry is appended, and the MLflow "
-                "alias 'champion' moves to its registered version. Nothing is deleted.")
-        if st.button("Roll back", disabled=not confirm(f"rollback ledger:{to}", "roll-confirm"), type="primary"):
-            done = attempt(lambda: rollback(s, to))
+                "alias 'champion' moves to its registered version. Nothing is deleted. It is signed by an "
+                "approver or operator key, as the trust root's rollback threshold requires.")
+        by, passphrase = signer_fields("Sign with key", ("approver", "operator"), "roll")
+        reason = st.text_input("Reason (kept in the signed ledger entry)", key="roll-reason")
+        ok = confirm(f"rollback ledger:{to}", "roll-confirm") and by is not None
+        if st.button("Roll back", disabled=not ok, type="primary"):
+            done = attempt(lambda: service(passphrase).rollback(to, by, reason))
             if done is not None:
                 st.success(f"champion is ledger:{to} again (ledger entry {done[0].seq})")
 
@@ -56,11 +53,11 @@ with rev:
         if plan is not None:
             (st.warning if plan.problem or not exact else st.info)(f"Plan: {plan.describe()}. The result is a new "
                                                                    "proposal: it must pass the gates and be approved.")
-            by, passphrase = signer("rev")
+            by, passphrase = signer_fields("Proposer key for the resulting proposal", ("proposer",), "rev")
             ok = confirm(f"revert ledger:{version}", "rev-confirm") and by is not None
             if st.button("Propose the revert", disabled=not ok or bool(plan.problem), type="primary"):
                 with st.spinner("replaying recorded recipes" if exact else "subtracting the update's change"):
-                    done = attempt(lambda: revert(s, version, exact, by, passphrase or None))
+                    done = attempt(lambda: service(passphrase).revert(version, exact, by))
                 if done is not None and done.proposal:
                     st.success(f"proposed {done.proposal.id} ({done.method}); check it, then approve it")
 
@@ -74,11 +71,12 @@ with forg:
             (st.warning if plan.problem else st.info)(
                 f"Plan: {plan.describe()}. The matching records are removed from the stored data (its old key is "
                 "destroyed) and from every plaintext copy; the replay becomes a new proposal.")
-            by, passphrase = signer("forget")
+            by, passphrase = signer_fields("Sign the forget with key (approver or operator; it also signs the "
+                                           "replay proposal when it may propose)", ("approver", "operator"), "forget")
             ok = confirm("forget", "forget-confirm") and by is not None
             if st.button("Forget and propose the replay", disabled=not ok, type="primary"):
                 with st.spinner("crypto-shredding and replaying"):
-                    done = attempt(lambda: forget(s, record_id, text, by, passphrase or None))
+                    done = attempt(lambda: service(passphrase).forget(record_id, text, by))
                 if done is not None:
                     st.success(f"removed {len(done.removed)} record(s) from ledger:{done.affected}; "
                                + (f"proposed {done.proposal.id}" if done.proposal else f"no replay: {done.problem}"))

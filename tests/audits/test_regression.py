@@ -40,6 +40,7 @@ def _warn_policy(store, **regression):
     policy = yaml.safe_load(store.policy_path.read_text())
     policy["gates"]["regression"].update({"mode": "warn", **regression})
     store.policy_path.write_text(yaml.safe_dump(policy))
+    Weightgate(store).apply_policy(store.policy_path, ["dan"])  # the root admin puts it in force
 
 
 def test_retention_matrix_names_the_one_update_forgotten(store, base_model, tmp_path):

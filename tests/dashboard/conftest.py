@@ -3,9 +3,9 @@
 from pathlib import Path
 
 
-def demo_with_waiting_proposal(root: Path, approvals: int = 1):
+def demo_with_waiting_proposal(root: Path, approvals: int = 1, members: tuple[tuple[str, str, str], ...] = ()):
     """(store, demo summary, id of a checked, passing, unapproved proposal) under a policy needing
-    `approvals` approvals."""
+    `approvals` approvals, with `members` (name, role, passphrase) added to the trust root by the demo admin."""
     import yaml
 
     from governance.data import load_jsonl
@@ -18,9 +18,18 @@ def demo_with_waiting_proposal(root: Path, approvals: int = 1):
 
     store = Store.locate(root / "home")
     summary = demo.run_demo(store, quiet=True)
-    policy = yaml.safe_load(store.policy_path.read_text())
-    policy["approvals"]["required"] = approvals
-    store.policy_path.write_text(yaml.safe_dump(policy, sort_keys=False))
+    from governance.keys import KeyRing
+    from update_pipeline.service import Weightgate
+
+    admin = Weightgate(store, passphrase=lambda _: demo.DEMO_PASSPHRASE)
+    for name, role, secret in members:
+        KeyRing(store.keys_dir).create(name, role, secret)
+        admin.trust_add_key(name, role, [demo.ADMIN])
+    if approvals != 1:
+        policy = yaml.safe_load(store.policy_path.read_text())
+        policy["approvals"]["required"] = approvals
+        store.policy_path.write_text(yaml.safe_dump(policy, sort_keys=False))
+        admin.apply_policy(store.policy_path, [demo.ADMIN])
     # new facts, with the safety data rehearsed so refusals are kept
     data = write_jsonl(root / "more.jsonl", world.fact_records(world.countries(n=33)[30:], "curated")
                        + world.safety_records("curated"))

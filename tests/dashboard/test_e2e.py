@@ -30,11 +30,10 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def two_approver_store(tmp_path_factory):
     """The demo's store under a policy needing two approvals, with a clean proposal waiting for them."""
-    from governance.keys import KeyRing
     from tests.dashboard.conftest import demo_with_waiting_proposal
 
-    store, _, pid = demo_with_waiting_proposal(tmp_path_factory.mktemp("e2e"), approvals=2)
-    KeyRing(store.keys_dir).create("second-approver", "approver", "second-passphrase")
+    store, _, pid = demo_with_waiting_proposal(tmp_path_factory.mktemp("e2e"), approvals=2,
+                                               members=(("second-approver", "approver", "second-passphrase"),))
     return store, pid
 
 
@@ -138,15 +137,18 @@ def test_approve_twice_promote_and_check_from_python(two_approver_store, server,
     _open(page, f"{server}/approve?proposal={pid}", "Approve or reject")
     for key, passphrase in ((demo.APPROVER, demo.DEMO_PASSPHRASE), ("second-approver", "second-passphrase")):
         page.get_by_text(f"{key} (approver)", exact=True).click()
-        page.get_by_label("Passphrase").fill(passphrase)
+        page.get_by_label("Passphrase").first.fill(passphrase)
         page.get_by_role("button", name="Approve", exact=True).click()
         _wait_text(page, f"approved by {key}")
+    _wait_text(page, "Release with key")  # the releaser signs the promotion (first choice: demo-approver)
+    page.get_by_label("Passphrase").last.fill(demo.DEMO_PASSPHRASE)
     page.get_by_role("button", name="Promote").click()
     _wait_text(page, "as ledger:2, the champion")
 
     last = ledger_rows(store)[-1]
     assert last["action"] == "promote" and last["proposal"] == pid and last["champion"] == 2
     assert sorted(last["approvers"]) == sorted([demo.APPROVER, "second-approver"])
+    assert last["signed_by"] == [demo.APPROVER]
     client = MlflowClient(tracking_uri=store.tracking_uri(), registry_uri=store.tracking_uri())
     mv = client.get_model_version_by_alias(store.model_name, "champion")
     assert mv.tags["weightgate.ledger_version"] == "2"

@@ -16,8 +16,9 @@ def demo_store(tmp_path_factory):
     from governance.keys import KeyRing
     from tests.dashboard.conftest import demo_with_waiting_proposal
 
-    store, summary, pid = demo_with_waiting_proposal(tmp_path_factory.mktemp("dashboard"))
-    KeyRing(store.keys_dir).create("auditor-ann", "auditor", "ann-passphrase")
+    store, summary, pid = demo_with_waiting_proposal(tmp_path_factory.mktemp("dashboard"),
+                                                     members=(("auditor-ann", "auditor", "ann-passphrase"),))
+    KeyRing(store.keys_dir).create("mallory", "approver", "mallory-passphrase")  # never added to the root
     return store, summary, pid
 
 
@@ -72,7 +73,8 @@ def test_ledger_badge_and_timeline(app, demo_store):
     at = _page(app, "pages/ledger.py")
     assert "ledger verifies" in _text(at)
     table = at.dataframe[0].value
-    assert list(table["action"]) == ["genesis", "promote"] and list(table["champion after"]) == [0, 1]
+    assert list(table["action"]) == ["root", "policy", "genesis", "promote", "root"]
+    assert list(table["champion after"])[2:] == [0, 1, 1] and list(table["signed by"])[3] == "demo-approver"
 
 
 def test_ledger_badge_turns_red_on_a_tampered_blob(app, demo_store):
@@ -104,7 +106,7 @@ def test_unlearning_previews_and_confirmations(app, demo_store):
 def test_audit_bundle_download(app, demo_store):
     at = _page(app, "pages/audit.py")
     next(b for b in at.button if b.label == "Build the bundle").click().run()
-    assert not at.exception and "bundle verifies: 2 ledger entries" in " ".join(s.value for s in at.success)
+    assert not at.exception and "bundle verifies: 5 ledger entries" in " ".join(s.value for s in at.success)
     assert at.get("download_button")
 
 
@@ -124,15 +126,23 @@ def test_approve_refuses_wrong_keys_then_promotes(app, demo_store):
         return " ".join(e.value for e in at.error), " ".join(s.value for s in at.success)
 
     errors, _ = sign(demo.PROPOSER, demo.DEMO_PASSPHRASE)
-    assert "proposed this update and cannot approve it" in errors
+    assert "has role 'proposer'" in errors and "approve needs approver" in errors
     errors, _ = sign("auditor-ann", "ann-passphrase")
     assert "role" in errors and "auditor" in errors
+    errors, _ = sign("mallory", "mallory-passphrase")
+    assert "not in the trust root" in errors and "grants nothing" in errors
     errors, _ = sign(demo.APPROVER, "wrong passphrase")
     assert errors
     assert next(b for b in at.button if b.label == "Promote").disabled
     errors, ok = sign(demo.APPROVER, demo.DEMO_PASSPHRASE)
     assert not errors and f"approved by {demo.APPROVER}" in ok
     at.run()
+    at.selectbox(key="release-by").set_value("mallory").run()  # a key the root does not list: refused, says why
+    at.text_input(key="release-pass").set_value("mallory-passphrase")
+    next(b for b in at.button if b.label == "Promote").click().run()
+    assert "not in the trust root" in " ".join(e.value for e in at.error)
+    at.selectbox(key="release-by").set_value(demo.APPROVER).run()
+    at.text_input(key="release-pass").set_value(demo.DEMO_PASSPHRASE)
     next(b for b in at.button if b.label == "Promote").click().run()
     assert "as ledger:2, the champion" in " ".join(s.value for s in at.success)
     assert ledger_rows(store)[-1]["proposal"] == extra
@@ -144,9 +154,17 @@ def test_rollback_with_typed_confirmation(app, demo_store):
     store = demo_store[0]
     at = _page(app, "pages/unlearn.py")
     at.selectbox[0].set_value(1).run()
-    at.text_input[0].set_value("rollback ledger:1").run()
+    at.selectbox(key="roll-by").set_value("mallory").run()
+    at.text_input(key="roll-pass").set_value("mallory-passphrase")
+    at.text_input(key="roll-confirm").set_value("rollback ledger:1").run()
     roll = next(b for b in at.button if b.label == "Roll back")
     assert not roll.disabled
     roll.click().run()
+    assert "not in the trust root" in " ".join(e.value for e in at.error)  # refused, and why
+    assert ledger_rows(store)[-1]["action"] == "promote"
+    at.selectbox(key="roll-by").set_value("demo-approver").run()
+    at.text_input(key="roll-pass").set_value("demo-passphrase")
+    at.text_input(key="roll-confirm").set_value("rollback ledger:1").run()
+    next(b for b in at.button if b.label == "Roll back").click().run()
     assert "champion is ledger:1 again" in " ".join(s.value for s in at.success)
     assert ledger_rows(store)[-1]["action"] == "rollback" and ledger_rows(store)[-1]["champion"] == 1
