@@ -10,6 +10,7 @@ MLflow. It imports nothing from the rest of weightgate.
 from governance.errors import (
     CheckFailed,
     InputError,
+    NotAuthorized,
     PickleRefused,
     PolicyError,
     UsageError,
@@ -18,5 +19,5 @@ from governance.errors import (
 )
 from governance.store import Store
 
-__all__ = ["CheckFailed", "InputError", "PickleRefused", "PolicyError", "Store", "UsageError",
+__all__ = ["CheckFailed", "InputError", "NotAuthorized", "PickleRefused", "PolicyError", "Store", "UsageError",
            "VerificationError", "WeightgateError"]

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
-from governance.errors import UsageError, VerificationError
+from governance.errors import NotAuthorized, UsageError, VerificationError
 from governance.keys import Signer
 from governance.signing import sign_envelope, statement, subject_digests, verify_signers
 from governance.trust import Root
@@ -48,7 +48,7 @@ def sign_decision(root: Root, signer: Signer, proposal_id: str, proposer: str, r
     """Refuse before signing what a verifier would not count: keys outside the root, other roles, the proposer."""
     root.allow("approve", [signer])
     if signer.name == proposer:
-        raise UsageError(f"key {signer.name!r} proposed this update and cannot approve it")
+        raise NotAuthorized(f"key {signer.name!r} proposed this update and cannot approve it")
     predicate = {"proposal": proposal_id, "decision": decision, "comment": comment, "approver": signer.name,
                  "created": round(time.time(), 3)}
     return sign_envelope(statement({"report": report_digest}, "Approval/v1", predicate), signer.key, signer.keyid)
@@ -62,7 +62,7 @@ def count(envelopes: list[tuple[str, bytes]], root: Root, proposal_id: str, prop
     refused: list[str] = []
     for where, env in envelopes:
         try:
-            signed, body = verify_signers(env, root.public_keys(), where=where)
+            signed, body = verify_signers(env, root.public_keys(), where, f"a key of root v{root.version}")
             names = root.judge("approve", signed, where).signers
             pred = body["predicate"]
             if subject_digests(body).get("report") != report_digest or pred.get("proposal") != proposal_id:

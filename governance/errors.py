@@ -6,6 +6,7 @@
      |    +-- PickleRefused         a pickle-based weight file (never unpickled)
      +-- PolicyError                a policy that does not parse or names an unknown gate
      +-- VerificationError          (exit 1) a signature, digest or chain does not verify
+     |    +-- NotAuthorized         a key the trust root does not allow for this action
      +-- CheckFailed                (exit 1) a gate failed; the report is still written
 """
 
@@ -38,6 +39,10 @@ class VerificationError(WeightgateError):
     """Something signed or hashed does not verify: a signature, digest or chain."""
 
     exit_code = 1
+
+
+class NotAuthorized(VerificationError):
+    """The trust root in force does not let these keys do this: not listed, wrong role, too few."""
 
 
 class CheckFailed(WeightgateError):

@@ -206,7 +206,7 @@ def walk_chain(envelopes: list[bytes], before: list[Entry] | None = None) -> lis
         else:
             if root is None:
                 raise VerificationError(f"{where}: {pred['action']} before any trust root")
-            signed, body = verify_signers(env, root.public_keys(), where)
+            signed, body = verify_signers(env, root.public_keys(), where, f"a key of root v{root.version}")
             out.append(Entry(seq, sha256_hex(env), env, body, root, root.judge(pred["action"], signed, where)))
         prev = out[-1].digest
     return out

@@ -73,8 +73,8 @@ def sign_envelope_by(payload: bytes, signers: Sequence[tuple[Ed25519PrivateKey, 
     return canonical_json(env)
 
 
-def verify_signers(envelope: bytes, trusted: Mapping[str, Ed25519PublicKey],
-                   where: str = "envelope") -> tuple[set[str], dict[str, Any]]:
+def verify_signers(envelope: bytes, trusted: Mapping[str, Ed25519PublicKey], where: str = "envelope",
+                   whose: str = "a trusted key") -> tuple[set[str], dict[str, Any]]:
     """Every key id among `trusted` whose signature verifies, and the statement.
 
     A signature by a trusted key that does not verify is an error, not a signature to skip;
@@ -83,10 +83,12 @@ def verify_signers(envelope: bytes, trusted: Mapping[str, Ed25519PublicKey],
     env, payload = _open(envelope, where)
     message = pae(PAYLOAD_TYPE, payload)
     signed: set[str] = set()
+    present = []
     for sig in env["signatures"]:
         keyid = sig.get("keyid") if isinstance(sig, dict) else None
         key = trusted.get(keyid) if isinstance(keyid, str) else None
         if key is None:
+            present.append(str(keyid)[:12])
             continue
         try:
             key.verify(_b64(sig.get("sig"), f"{where}: signature"), message)
@@ -94,7 +96,8 @@ def verify_signers(envelope: bytes, trusted: Mapping[str, Ed25519PublicKey],
             raise VerificationError(f"{where}: signature by key {keyid[:12]} does not verify") from None
         signed.add(keyid)
     if not signed:
-        raise VerificationError(f"{where}: no signature by a trusted key")
+        raise VerificationError(f"{where}: no signature by {whose} (signed by key id(s) "
+                                f"{', '.join(present) or 'none'})")
     return signed, _statement(payload, where)
 
 

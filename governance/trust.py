@@ -19,7 +19,7 @@ from typing import Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from governance.errors import UsageError, VerificationError
+from governance.errors import NotAuthorized, UsageError, VerificationError
 from governance.keys import Signer, public_key
 from governance.schema import RootDoc, RootKey
 from governance.signing import canonical_json, sha256_hex
@@ -102,20 +102,20 @@ class Root:
         return Authorized(action, tuple(counted), need, tuple(ignored))
 
     def allow(self, action: str, signers: list[Signer]) -> Authorized:
-        """Before writing: may these unlocked keys do `action`? UsageError says why not."""
+        """Before writing: may these unlocked keys do `action`? NotAuthorized says why not."""
         roles, _ = RULES[action]
         for s in signers:
             k = self.key(s.keyid)
             if k is None:
-                raise UsageError(f"key {s.name!r} is not in the trust root (v{self.version}): a key file grants "
+                raise NotAuthorized(f"key {s.name!r} is not in the trust root (v{self.version}): a key file grants "
                                  "nothing; root admins add keys with 'weightgate trust add-key'")
             if k.role not in roles:
-                raise UsageError(f"key {s.name!r} has role {k.role!r} in the trust root; {action} needs "
+                raise NotAuthorized(f"key {s.name!r} has role {k.role!r} in the trust root; {action} needs "
                                  f"{' or '.join(sorted(roles))}")
         names = sorted({s.name for s in signers})
         need = self.threshold(action)
         if len(names) < need:
-            raise UsageError(f"{action} needs {need} distinct signature(s) by {'/'.join(sorted(roles))} keys "
+            raise NotAuthorized(f"{action} needs {need} distinct signature(s) by {'/'.join(sorted(roles))} keys "
                              f"(root v{self.version}); got {len(names)}: give --by once for each signer")
         return Authorized(action, tuple(names), need)
 

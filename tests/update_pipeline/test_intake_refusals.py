@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from governance.errors import InputError, PickleRefused, UsageError
+from governance.errors import InputError, NotAuthorized, PickleRefused, UsageError
 from tests.conftest import tree_digest
 from update_pipeline.intake import propose
 
@@ -117,7 +117,7 @@ def test_unknown_reference_and_wrong_role(store, full_candidate, update_data, ba
     before = tree_digest(store.home)
     with pytest.raises(UsageError, match="unknown model reference"):
         propose(store, "/no/such/model", full_candidate, update_data, "alice", "alice-passphrase")
-    with pytest.raises(UsageError, match="propose needs operator or proposer"):
+    with pytest.raises(NotAuthorized, match="propose needs operator or proposer"):
         propose(store, str(base_model), full_candidate, update_data, "bob", "bob-passphrase")
     with pytest.raises(UsageError, match="wrong passphrase"):
         propose(store, str(base_model), full_candidate, update_data, "alice", "wrong")

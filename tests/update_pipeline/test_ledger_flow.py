@@ -4,7 +4,7 @@ import hashlib
 
 import pytest
 
-from governance.errors import CheckFailed, UsageError
+from governance.errors import CheckFailed, NotAuthorized, UsageError
 from tests.conftest import write_jsonl
 from update_pipeline import refs, world
 from update_pipeline.audit import verify_store
@@ -74,9 +74,9 @@ def test_promotion_needs_a_pass_and_approvals(store, base_model, full_candidate,
     check(store, p.id)
     with pytest.raises(CheckFailed, match=r"approvals 0/1 \(signed: nobody; missing: 1\)"):
         Weightgate(store).promote(p.id, "bob")
-    with pytest.raises(UsageError, match="proposed this update|has role 'proposer'"):
+    with pytest.raises(NotAuthorized, match="proposed this update|has role 'proposer'"):
         Weightgate(store).approve(p.id, "alice", "self")
-    with pytest.raises(UsageError, match="has role 'auditor'"):
+    with pytest.raises(NotAuthorized, match="has role 'auditor'"):
         Weightgate(store).approve(p.id, "carol", "wrong role")
     status = Weightgate(store).approve(p.id, "bob", "")
     assert status.met and status.approved_by == ("bob",)

@@ -163,5 +163,5 @@ def test_revoked_key_does_not_count(store, checked):
     Weightgate(store).approve(a, "bob", "")
     Weightgate(store).trust_revoke("bob", ["dan"])
     st = status(store, a)
-    assert st.approved_by == () and st.missing == 1 and "no signature by a trusted key" in st.refused[0]
+    assert st.approved_by == () and st.missing == 1 and "no signature by a key of root v2" in st.refused[0]
     assert approvals.ApprovalStatus(1).describe().startswith("approvals 0/1")
