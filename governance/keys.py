@@ -189,6 +189,9 @@ class KeyRing:
         WEIGHTGATE_GATE_PASSPHRASE."""
         secret = os.environ.get("WEIGHTGATE_GATE_PASSPHRASE")
         outside = os.environ.get("WEIGHTGATE_GATE_KEY_FILE")
+        if not secret:
+            raise UsageError("the gate runner's key is unlocked with WEIGHTGATE_GATE_PASSPHRASE (at least "
+                             f"{MIN_PASSPHRASE} characters), which is not set")
         if outside:
             path = Path(outside).expanduser()
             try:
@@ -199,8 +202,5 @@ class KeyRing:
             raw = key.public_key().public_bytes_raw()
             return Signer(GATE_KEY, sha256_hex(raw), key)
         if create and not (self.dir / f"{GATE_KEY}.json").exists():
-            if not secret:
-                raise UsageError("the gate runner's key needs WEIGHTGATE_GATE_PASSPHRASE (at least "
-                                 f"{MIN_PASSPHRASE} characters) or a sealed key in WEIGHTGATE_GATE_KEY_FILE")
             self.create(GATE_KEY, GATE_ROLE, secret, where=self.dir)
         return self.signer(GATE_KEY, secret)

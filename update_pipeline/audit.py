@@ -81,6 +81,7 @@ def _deep(store: Store, ledger: Ledger, entries: list[Entry], e: Entry, where: s
                 if have[out / n] != digest:
                     raise VerificationError(f"{where}: restored {n} does not hash to its manifest's sha256")
         if action == "promote":
+            _report_policy(store, entries, e, where)
             if pred["parent"] not in made:
                 raise VerificationError(f"{where}: parent ledger:{pred['parent']} does not exist before it")
             shredded = {k for x in entries if x.predicate["action"] == "forget" for k in _old_keys(entries, x)}
@@ -102,6 +103,20 @@ def _deep(store: Store, ledger: Ledger, entries: list[Entry], e: Entry, where: s
         suites = {n: sha256_hex(blobs.read(b)) for n, b in ref["suites"].items()}
         if composite_digest(sha256_hex(blobs.read(ref["blob"])), suites) != ref["digest"]:
             raise VerificationError(f"{where}: the policy digest does not cover its file and suite files")
+
+
+def _report_policy(store: Store, entries: list[Entry], e: Entry, where: str) -> None:
+    """The promoted report's policy parts are the file and suite files the policy entry stored."""
+    from governance.ledger import policy_in_force
+    from governance.signing import unverified_statement
+
+    blobs = BlobStore(store.blobs_dir)
+    ref = policy_in_force(entries, e.seq)
+    assert ref is not None  # check_promotion already refused a promotion without one
+    said = unverified_statement(blobs.read(e.predicate["proposal"]["report_blob"]))["predicate"]["policy"]
+    suites = {n: sha256_hex(blobs.read(b)) for n, b in ref["suites"].items()}
+    if said.get("file") != sha256_hex(blobs.read(ref["blob"])) or said.get("suites") != suites:
+        raise VerificationError(f"{where}: the report's policy file or suite digests are not the policy in force's")
 
 
 def _old_keys(entries: list[Entry], forget: Entry) -> set[str]:

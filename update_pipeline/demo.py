@@ -142,3 +142,6 @@ def _print(summary: dict[str, Any]) -> None:
     console.print(f"Champion: {summary['champion'] or 'none'} "
                   "(see 'weightgate ledger show'; in MLflow: models:/weightgate-model@champion)")
     console.print(f"Review them in the dashboard: weightgate --home {summary['home']} dashboard")
+    console.print(f"DEMO ONLY: every demo key ({ADMIN}, {PROPOSER}, {APPROVER}, the gate's) uses the passphrase "
+                  f"'{DEMO_PASSPHRASE}'; export WEIGHTGATE_PASSPHRASE and WEIGHTGATE_GATE_PASSPHRASE to it to act "
+                  "on this store from the command line.")
