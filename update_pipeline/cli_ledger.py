@@ -118,11 +118,12 @@ def ledger_show(as_json: Annotated[bool, typer.Option("--json", help="Print JSON
         shared.emit(rows)
         return
     table = Table(title="weightgate ledger")
-    for col in ("seq", "action", "version", "champion", "proposal", "approvers", "entry digest"):
-        table.add_column(col, no_wrap=col in ("proposal", "entry digest"))
+    for col in ("seq", "action", "version", "champion", "proposal", "signed by", "approvers", "entry digest"):
+        table.add_column(col, no_wrap=col in ("seq", "action", "proposal", "entry digest"))
+    dash = lambda v: "-" if v is None else str(v)  # noqa: E731
     for r in rows:
-        table.add_row(str(r["seq"]), r["action"], str(r["version"]), str(r["champion"]), r["proposal"] or "-",
-                      ", ".join(r["approvers"]) or "-", r["digest"][:16])
+        table.add_row(str(r["seq"]), r["action"], dash(r["version"]), dash(r["champion"]), r["proposal"] or "-",
+                      ", ".join(r["signed_by"]), ", ".join(r["approvers"]) or "-", r["digest"][:12])
     Console().print(table)
 
 
