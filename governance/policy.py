@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from governance.errors import PolicyError
 from governance.signing import canonical_json, sha256_hex
@@ -34,6 +34,16 @@ class Policy(BaseModel):
     witnesses: list[str] = Field(default_factory=list, description="files (paths or file:// URLs) outside "
                                  "the store that receive every signed checkpoint of the ledger head")
     file_digest: str = Field(default="", description="sha256 of the policy file's bytes (set on load)")
+
+    @field_validator("witnesses")
+    @classmethod
+    def _absolute(cls, values: list[str]) -> list[str]:
+        for v in values:
+            path = v.removeprefix("file://")
+            if "://" in path or not Path(path).is_absolute():
+                raise ValueError(f"witness {v!r}: give an absolute file path or a file:// URL")
+        return values
+
     suites: dict[str, str] = Field(default_factory=dict, description="suite name -> sha256 of its file (set on load)")
     suite_files: dict[str, str] = Field(default_factory=dict, description="suite name -> its path (set on load)")
     digest: str = Field(default="", description="sha256 over the policy file and every suite file it uses")

@@ -145,8 +145,9 @@ def ledger_verify(
                f"champion ledger:{s['champion']}, trust root v{s['root_version']} ({s['root_fingerprint'][:16]}); "
                f"witnesses: {', '.join(s['witnesses'])}")
     if not root_fingerprint:
-        typer.echo("note: anchored on the store's own record of the root fingerprint; pin it outside the store "
-                   "with WEIGHTGATE_ROOT_FINGERPRINT", err=True)
+        typer.echo("note: " + ("anchored on the store's own record of the root fingerprint" if s["anchored"]
+                               else "no root fingerprint is pinned") + "; pin it outside the store with "
+                   "WEIGHTGATE_ROOT_FINGERPRINT", err=True)
 
 
 @ledger_app.command("checkpoint")

@@ -28,6 +28,21 @@ gates:
 """
 
 
+def test_digest_covers_the_suite_files(tmp_path):
+    """Changing a suite the regression gate uses changes the policy's digest; the file digest stays."""
+    import shutil
+
+    import policies
+
+    suite = tmp_path / "mine.yaml"
+    shutil.copyfile(policies.path("default").parent / "suites" / "world.yaml", suite)
+    text = policies.path("default").read_text().replace("suites: [world]", f"suites: [{suite}]")
+    a = load_policy(_write(tmp_path, text))
+    suite.write_text(suite.read_text().replace("name: world", "name: world2"))
+    b = load_policy(_write(tmp_path, text))
+    assert a.file_digest == b.file_digest and a.digest != b.digest and a.suites != b.suites
+
+
 def test_unknown_gate_lists_valid_ones(tmp_path):
     bad = GOOD.replace("data_validation: {max_field_chars: 100}", "no_such_gate: {}")
     with pytest.raises(PolicyError, match=r"unknown gate 'no_such_gate'; valid gates: .*data_validation"):
@@ -42,6 +57,10 @@ def test_unknown_gate_lists_valid_ones(tmp_path):
     ("version: 1\nname: t\nallowed_update_kinds: [full]\napprovals: {required: 1}\ngates: {}\n", "gates"),
     ("version: 1\n  name: [unclosed\n", "not valid YAML"),
     ("- just\n- a list\n", "a YAML mapping"),
+    (GOOD + "witnesses: [relative/file.jsonl]\n", "witnesses: .*absolute file path"),
+    (GOOD + "witnesses: ['https://example.org/log']\n", "witnesses: .*absolute file path"),
+    (GOOD + "digest: abc\n", "is computed"),
+    (GOOD + "suites: {}\n", "is computed"),
 ])
 def test_policy_errors_never_fall_back(tmp_path, text, match):
     with pytest.raises(PolicyError, match=match):
