@@ -26,10 +26,10 @@ def load(folder: Path) -> tuple[Any, Any]:
     if key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]
-    tok = AutoTokenizer.from_pretrained(folder)
+    tok = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    _CACHE[key] = (AutoModelForCausalLM.from_pretrained(folder).eval(), tok)
+    _CACHE[key] = (AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=False).eval(), tok)
     while len(_CACHE) > _KEEP:
         _CACHE.popitem(last=False)
     return _CACHE[key]

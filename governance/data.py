@@ -19,6 +19,49 @@ from governance.errors import InputError
 from governance.signing import canonical_json
 
 TEXT_FIELDS = ("text", "prompt", "completion")
+MAX_DEPTH = 32  # nesting of a record's JSON (meta included)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _depth(obj: Any, limit: int = MAX_DEPTH) -> int:
+    """How deeply `obj` nests, without recursion (a hostile line must not exhaust the stack)."""
+    deepest, todo = 0, [(obj, 1)]
+    while todo:
+        o, d = todo.pop()
+        deepest = max(deepest, d)
+        if deepest > limit:
+            break
+        if isinstance(o, dict):
+            todo.extend((v, d + 1) for v in o.values())
+        elif isinstance(o, list):
+            todo.extend((v, d + 1) for v in o)
+    return deepest
+
+
+def parse_line(line: bytes) -> Any:
+    """One JSON value, refusing NaN/Infinity, integers too long to read, lone surrogates and deep nesting
+    with ValueError (UnicodeDecodeError for bytes that are not UTF-8)."""
+    text = line.decode("utf-8")
+    try:
+        obj = json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError(f"nested deeper than {MAX_DEPTH} levels") from None
+    except json.JSONDecodeError:
+        raise
+    except ValueError as exc:
+        if "digits" in str(exc):
+            raise ValueError("holds a number too long to read (over 4,300 digits)") from None
+        raise
+    if _depth(obj) > MAX_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
+    try:
+        canonical_json(obj)
+    except UnicodeEncodeError:
+        raise ValueError("holds a lone surrogate (not valid Unicode text)") from None
+    return obj
 
 
 class _Record(BaseModel):
@@ -88,12 +131,15 @@ def load_jsonl(path: Path, allow_empty: bool = False) -> list[DataRecord]:
         if not line.strip():
             continue
         try:
-            rec = _record(json.loads(line.decode("utf-8")), n)
+            rec = _record(parse_line(line), n)
         except UnicodeDecodeError:
             errors.append(f"line {n}: not UTF-8")
             continue
         except json.JSONDecodeError as exc:
             errors.append(f"line {n}: not JSON ({exc.msg} at column {exc.colno})")
+            continue
+        except ValueError as exc:  # NaN/Infinity, an integer too long, a lone surrogate, deep nesting
+            errors.append(f"line {n}: {str(exc).splitlines()[0]}")
             continue
         except ValidationError as exc:
             first = exc.errors()[0]

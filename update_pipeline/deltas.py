@@ -49,6 +49,11 @@ def _lora(folder: Path, base: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
         r, alpha = int(cfg["r"]), float(cfg["lora_alpha"])
     except (OSError, ValueError, KeyError, TypeError):
         raise InputError(f"{folder / ADAPTER_CONFIG}: not a readable PEFT LoRA config (needs r, lora_alpha)") from None
+    import math
+
+    if r < 1 or not math.isfinite(alpha):
+        raise InputError(f"{folder / ADAPTER_CONFIG}: r must be at least 1 and lora_alpha a finite number "
+                         f"(r={cfg['r']!r}, lora_alpha={cfg['lora_alpha']!r})")
     if cfg.get("use_dora"):
         raise InputError(f"{folder / ADAPTER_CONFIG}: DoRA adapters are not supported")
     scaling = alpha / (r ** 0.5 if cfg.get("use_rslora") else r)

@@ -14,6 +14,7 @@ from typing import Any
 
 from governance.blobs import BlobStore
 from governance.data import DataRecord, load_jsonl, merkle_root
+from governance.errors import InputError
 from governance.keys import KeyRing
 from governance.lineage import Lineage
 from governance.signing import sha256_hex, sign_envelope, statement
@@ -48,6 +49,9 @@ def build_manifest(base_ref: str, base_dir: Path, candidate: Path, data: Path, p
         cand_w, cand_c = {candidate.name: candidate}, {}
     else:
         cand_w, cand_c = _files(candidate)
+    if kind == "full" and "config.json" not in cand_c:
+        raise InputError(f"{candidate}: a full model folder needs its config.json (copy the base's if the "
+                         "architecture is unchanged)")
     records = load_jsonl(data, allow_empty=origin is not None)
     base = folder_tensors(base_dir)
     delta = compute_delta(kind, candidate, base)

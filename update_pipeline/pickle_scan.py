@@ -51,9 +51,34 @@ def pickle_imports(path: Path) -> list[str]:
     return _imports_in(data)
 
 
+def _parses_to_stop(path: Path) -> bool:
+    """Protocol 0 and 1 pickles have no magic: the file is one if its opcodes read cleanly to STOP."""
+    ops = 0
+    try:
+        with open(path, "rb") as fh:
+            for op, _arg, _pos in pickletools.genops(fh):
+                ops += 1
+                if op.name == "STOP":
+                    return ops > 1
+    except Exception:  # the first byte that is no opcode ends it: text, JSON, safetensors
+        return False
+    return False
+
+
 def looks_like_pickle(path: Path) -> bool:
+    """A pickle by name, by content (every protocol), or a zip archive holding one (torch checkpoints)."""
     if path.suffix.lower() in PICKLE_SUFFIXES:
         return True
     with open(path, "rb") as fh:
-        head = fh.read(2)
-    return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+        head = fh.read(4)
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        return True
+    if head[:2] == b"PK" and zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as zf:
+                return any(n.endswith((".pkl", "data.pkl")) or "/data/" in n for n in zf.namelist())
+        except (zipfile.BadZipFile, OSError):
+            return False
+    if path.name.endswith(".safetensors"):  # read_header validates these; a pickle fails it as malformed
+        return False
+    return _parses_to_stop(path)

@@ -52,7 +52,7 @@ def _from_ledger(ref: str, store: Store) -> Path:
         raise UsageError(f"{ref}: the ledger holds no versions yet")
     if spec == "champion":
         return restore_version(store, entries, champion(entries))
-    if not spec.isdigit():
+    if not (spec.isascii() and spec.isdigit()):
         raise UsageError(f"unknown model reference {ref!r}: use ledger:VERSION or ledger:champion")
     return restore_version(store, entries, int(spec))
 

@@ -84,8 +84,8 @@ def train_update(base_dir: Path, base_ref: str, records: Sequence[DataRecord], o
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     lr = lr if lr is not None else (1e-3 if lora else 3e-4)
-    tokenizer = AutoTokenizer.from_pretrained(base_dir)
-    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(base_dir, trust_remote_code=False)
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32, trust_remote_code=False)
     if lora:
         from peft import LoraConfig, get_peft_model
 

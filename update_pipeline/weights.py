@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 _ITEMSIZE = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1,
              "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1, "U16": 2, "U32": 4, "U64": 8}
 _MAX_HEADER = 100 << 20
+MAX_SIDE_FILE = 128 << 20  # config, tokenizer and other non-weight files
 WEIGHT_SUFFIX = ".safetensors"
 
 
@@ -45,9 +46,9 @@ def read_header(path: Path) -> dict[str, dict]:
             if n > min(size - 8, _MAX_HEADER):
                 raise InputError(f"{path}: truncated or malformed safetensors (header says {n} bytes, "
                                  f"file has {size - 8} after the length)")
-            header = json.loads(fh.read(n))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise InputError(f"{path}: malformed safetensors header (not JSON)") from None
+            header = json.loads(fh.read(n), parse_constant=lambda c: {}[c])
+    except (UnicodeDecodeError, ValueError, KeyError, RecursionError):
+        raise InputError(f"{path}: malformed safetensors header (not plain JSON, or nested too deeply)") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror}") from None
     if not isinstance(header, dict):
@@ -97,9 +98,34 @@ def model_files(folder: Path) -> list[Path]:
         if p.is_symlink() and root not in real.parents:
             raise InputError(f"{p}: symlink leaves the model folder (points to {real})")
         if p.is_file():
+            if not p.name.endswith(WEIGHT_SUFFIX) and p.stat().st_size > MAX_SIDE_FILE:
+                raise InputError(f"{p}: {p.stat().st_size >> 20} MiB is over the {MAX_SIDE_FILE >> 20} MiB allowed "
+                                 "for a file that is not safetensors weights")
             refuse_pickle(p)
             files.append(p)
+    refuse_custom_code(folder, files)
     return files
+
+
+def refuse_custom_code(folder: Path, files: list[Path]) -> None:
+    """weightgate never runs a model's own code: no .py files, no auto_map in its configs."""
+    for p in files:
+        if p.suffix in (".py", ".pyc", ".so"):
+            raise InputError(f"{p}: model folders with code are refused (weightgate never runs a model's own "
+                             "code; use an architecture transformers ships)")
+        if p.name in ("config.json", "adapter_config.json", "tokenizer_config.json"):
+            try:
+                cfg = json.loads(p.read_text())
+            except (UnicodeDecodeError, ValueError):
+                raise InputError(f"{p}: not valid JSON") from None
+            if not isinstance(cfg, dict):
+                continue
+            mapping = cfg.get("auto_mapping") or {}  # PEFT records the base class it was made for
+            outside = isinstance(mapping, dict) and not str(mapping.get("parent_library", "transformers.")
+                                                             ).startswith("transformers.")
+            if cfg.get("auto_map") or outside or (mapping and not isinstance(mapping, dict)):
+                raise InputError(f"{p}: names custom code (auto_map or auto_mapping outside transformers); "
+                                 "weightgate never runs a model's own code")
 
 
 def folder_tensors(folder: Path) -> dict[str, torch.Tensor]:

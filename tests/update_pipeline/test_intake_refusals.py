@@ -142,3 +142,95 @@ def test_lora_config_unreadable(store, base_model, lora_candidate, update_data, 
     del cfg["r"]
     (cand / "adapter_config.json").write_text(json.dumps(cfg))
     _refused(store, base_model, cand, update_data, match="LoRA config")
+
+
+@pytest.mark.parametrize("name, protocol", [("tokenizer.model", 0), ("special_tokens_map.json", 1),
+                                            ("vocab.txt", 0)])
+def test_pickle_under_another_name_by_content(store, base_model, update_data, tmp_path, name, protocol):
+    target = tmp_path / "pwned-renamed"
+    cand = tmp_path / "cand"
+    shutil.copytree(base_model, cand)
+    (cand / name).write_bytes(pickle.dumps(_Payload(target), protocol=protocol))
+    msg = _refused(store, base_model, cand, update_data, PickleRefused, "never unpickled")
+    assert "system" in msg and not target.exists()
+
+
+def test_torch_zip_under_a_config_name(store, base_model, update_data, tmp_path):
+    cand = tmp_path / "cand"
+    shutil.copytree(base_model, cand)
+    torch.save({"w": torch.zeros(2)}, cand / "generation_config.json")
+    _refused(store, base_model, cand, update_data, PickleRefused, "never unpickled")
+
+
+@pytest.mark.parametrize("how", ["auto_map", "py_file", "adapter_auto_mapping"])
+def test_custom_code_is_refused(store, base_model, lora_candidate, update_data, tmp_path, how):
+    cand = tmp_path / "cand"
+    shutil.copytree(base_model, cand)
+    if how == "adapter_auto_mapping":
+        cand = tmp_path / "lora"
+        shutil.copytree(lora_candidate, cand)
+        cfg = json.loads((cand / "adapter_config.json").read_text())
+        cfg["auto_mapping"] = {"base_model_class": "EvilModel", "parent_library": "evil_package.modeling"}
+        (cand / "adapter_config.json").write_text(json.dumps(cfg))
+    elif how == "auto_map":
+        cfg = json.loads((cand / "config.json").read_text())
+        cfg["auto_map"] = {"AutoModelForCausalLM": "modeling_evil.EvilModel"}
+        (cand / "config.json").write_text(json.dumps(cfg))
+    else:
+        (cand / "modeling_evil.py").write_text("import os\nos.system('touch /tmp/x')\n")
+    _refused(store, base_model, cand, update_data, match="never runs a model's own code")
+
+
+def test_full_candidate_without_config(store, base_model, update_data, tmp_path):
+    cand = tmp_path / "cand"
+    shutil.copytree(base_model, cand)
+    (cand / "config.json").unlink()
+    _refused(store, base_model, cand, update_data, match="needs its config.json")
+
+
+def test_oversized_side_file(store, base_model, update_data, tmp_path):
+    from update_pipeline.weights import MAX_SIDE_FILE
+
+    cand = tmp_path / "cand"
+    shutil.copytree(base_model, cand)
+    with open(cand / "tokenizer_extra.json", "wb") as fh:
+        fh.truncate(MAX_SIDE_FILE + 1)  # sparse: no real disk used
+    _refused(store, base_model, cand, update_data, match="MiB is over")
+
+
+def test_deeply_nested_safetensors_header(store, base_model, update_data, tmp_path):
+    bad = tmp_path / "delta.safetensors"
+    header = b"[" * 200_000 + b"]" * 200_000
+    bad.write_bytes(struct.pack("<Q", len(header)) + header)
+    _refused(store, base_model, bad, update_data, match="malformed safetensors header")
+
+
+@pytest.mark.parametrize("r, alpha", [(0, 16), (8, "NaN")])
+def test_bad_lora_config(store, base_model, lora_candidate, update_data, tmp_path, r, alpha):
+    cand = tmp_path / "cand"
+    shutil.copytree(lora_candidate, cand)
+    cfg = json.loads((cand / "adapter_config.json").read_text())
+    cfg.update(r=r, lora_alpha=alpha)
+    (cand / "adapter_config.json").write_text(json.dumps(cfg))
+    _refused(store, base_model, cand, update_data, match="r must be at least 1 and lora_alpha a finite number")
+
+
+@pytest.mark.parametrize("line, match", [
+    (b'{"text": "a", "meta": {"x": NaN}}', "NaN is not a JSON number"),
+    (b'{"text": "a", "meta": {"x": Infinity}}', "Infinity is not a JSON number"),
+    (b'{"text": "a", "meta": {"x": "\\ud800"}}', "lone surrogate"),
+    (b'{"text": "a", "meta": ' + b"[" * 50_000 + b"]" * 50_000 + b"}", "nested deeper"),
+    (b'{"text": "a", "meta": {"x": ' + b"9" * 5000 + b"}}", "number too long"),
+])
+def test_hostile_jsonl_lines(store, base_model, full_candidate, tmp_path, line, match):
+    data = tmp_path / "hostile.jsonl"
+    data.write_bytes(b'{"text": "fine"}\n' + line + b"\n")
+    msg = _refused(store, base_model, full_candidate, data, match=match)
+    assert "line 2" in msg
+
+
+def test_non_ascii_ledger_version(store, base_model, full_candidate, update_data):
+    before = tree_digest(store.home)
+    with pytest.raises(UsageError, match="ledger"):  # one line, exit 2: not an internal error
+        propose(store, "ledger:\u00b2", full_candidate, update_data, "alice", "alice-passphrase")
+    assert tree_digest(store.home) == before
