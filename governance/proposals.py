@@ -93,7 +93,9 @@ class ProposalStore:
             return hits[0]
         raise UsageError(f"unknown proposal {ref!r}" if not hits else f"ambiguous proposal prefix {ref!r}")
 
-    def load(self, ref: str) -> Proposal:
+    def load(self, ref: str, redacted_ok: bool = False) -> Proposal:
+        """Verify and load a proposal. Its data must be byte for byte what the proposer signed, unless
+        `redacted_ok` (for reading a promoted proposal whose records a forget removed since)."""
         pdir = self.resolve(ref)
         envelope = (pdir / "manifest.dsse.json").read_bytes()
         where = f"{pdir.name}/manifest.dsse.json"
@@ -102,6 +104,8 @@ class ProposalStore:
         manifest = body["predicate"]
         data_digest = subject_digests(body).get("data.jsonl")
         if data_digest != sha256_hex((pdir / "data.jsonl").read_bytes()):
+            if not redacted_ok:
+                raise VerificationError(f"{pdir.name}/data.jsonl is not the data its proposer signed")
             self._check_redacted(pdir, manifest)
         return Proposal(pdir.name, pdir, manifest, sha256_hex(envelope), proposer)
 

@@ -22,17 +22,14 @@ from audits.evaluation import model_digest
 from audits.registry import build_gates, load_policy
 from governance.blobs import BlobStore
 from governance.data import DataRecord, load_jsonl, probe_split, ranked
-from governance.errors import VerificationError
 from governance.keys import KeyRing
 from governance.lineage import Lineage
 from governance.proposals import Proposal
 from governance.records import Finding, GateResult, Report
 from governance.signing import canonical_json, sign_envelope, statement, verify_signers
 from governance.store import Store
-from update_pipeline import refs
-from update_pipeline.hashing import sha256_files
 from update_pipeline.train import HOLDOUT, RECIPE
-from update_pipeline.versions import proposal_result
+from update_pipeline.versions import proposal_result, verified_base
 
 TAUGHT = 32  # trained records per update kept as probe cases
 
@@ -42,16 +39,6 @@ class Checked:
     report: dict[str, Any]
     envelope: Path
     data_path: Path
-
-
-def _base_dir(store: Store, proposal: Proposal, tracking_uri: str | None) -> Path:
-    folder = refs.resolve(proposal.manifest["base"]["ref"], store, tracking_uri)
-    expected = proposal.manifest["base"]["files"]
-    actual = sha256_files([folder / n for n in expected])
-    for name, digest in expected.items():
-        if actual[folder / name] != digest:
-            raise VerificationError(f"base {folder}: {name} changed since the proposal was made")
-    return folder
 
 
 def _result_dir(store: Store, proposal: Proposal, base_dir: Path) -> Path:
@@ -141,7 +128,7 @@ def check(store: Store, ref: str, policy_path: Path | None = None, tracking_uri:
     proposal = proposals.load(ref)
     policy = load_policy(policy_path or store.policy_path)
     gates = build_gates(policy)
-    base = functools.cache(lambda: _base_dir(store, proposal, tracking_uri))
+    base = functools.cache(lambda: verified_base(store, proposal, tracking_uri))
     candidate = functools.cache(lambda: _result_dir(store, proposal, base()))
     records = load_jsonl(proposal.data_path, allow_empty=proposal.manifest.get("origin") is not None)
     ctx = GateContext(proposal, tuple(records), base, candidate, functools.cache(lambda: history(store)),

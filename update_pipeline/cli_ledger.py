@@ -22,22 +22,41 @@ def _print_status(status) -> None:  # noqa: ANN001
 BY = typer.Option(help="Key that signs (repeat --by for each signer a threshold needs).")
 
 
+REPORT = typer.Option(help="Digest (or prefix) of the report you read; refused if a newer one exists "
+                      "[default: the newest, printed].")
+
+
+def _newest(proposal: str) -> str:
+    from governance.signing import sha256_hex
+    from update_pipeline.promote import trusted
+
+    proposals = trusted(shared.store())[3]
+    latest = proposals.latest_report(proposals.load(proposal))
+    return sha256_hex(latest[0]) if latest else ""
+
+
 def approve(
     proposal: str,
     by: Annotated[str, typer.Option(help="Approver key name.")],
     comment: Annotated[str, typer.Option(help="Kept in the signed approval.")] = "",
+    report: Annotated[str | None, REPORT] = None,
 ) -> None:
-    """Sign an approval of the proposal's current report (approver keys of the trust root, never the proposer)."""
-    _print_status(shared.service().approve(proposal, by, comment))
+    """Sign an approval of the report you read (approver keys of the trust root, never the proposer)."""
+    digest = report or _newest(proposal)
+    typer.echo(f"approving report {digest[:16]} of {proposal}", err=True)
+    _print_status(shared.service().approve(proposal, by, comment, digest))
 
 
 def reject(
     proposal: str,
     by: Annotated[str, typer.Option(help="Approver key name.")],
     reason: Annotated[str, typer.Option(help="Why; kept in the signed rejection.")],
+    report: Annotated[str | None, REPORT] = None,
 ) -> None:
     """Sign a rejection; a rejected proposal cannot be promoted."""
-    _print_status(shared.service().reject(proposal, by, reason))
+    digest = report or _newest(proposal)
+    typer.echo(f"rejecting report {digest[:16]} of {proposal}", err=True)
+    _print_status(shared.service().reject(proposal, by, reason, digest))
 
 
 def promote(proposal: str, by: Annotated[list[str], BY]) -> None:

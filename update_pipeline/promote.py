@@ -18,7 +18,7 @@ from typing import Any
 
 from governance import approvals as decisions
 from governance.blobs import BlobStore
-from governance.errors import CheckFailed, UsageError
+from governance.errors import CheckFailed, UsageError, VerificationError
 from governance.keys import Signer
 from governance.ledger import Entry, Ledger, champion, current_root, policy_in_force, versions
 from governance.lineage import Lineage
@@ -28,8 +28,8 @@ from governance.store import CHAMPION_ALIAS, Store
 from governance.tensorstore import TensorStore
 from governance.trust import Root
 from governance.vault import seal
-from update_pipeline import refs, witnesses
-from update_pipeline.versions import proposal_result, raw_reader, restore_version
+from update_pipeline import witnesses
+from update_pipeline.versions import proposal_result, raw_reader, restore_version, verified_base
 
 
 @dataclass(frozen=True)
@@ -70,12 +70,18 @@ def required_approvals(store: Store, entries: list[Entry]) -> int:
     return max(current_root(entries).doc.thresholds.approvals, asked)
 
 
-def decide(store: Store, ref: str, signer: Signer, decision: decisions.Decision,
-           comment: str) -> decisions.ApprovalStatus:
-    """Sign an approval or rejection of the proposal's current report."""
+def decide(store: Store, ref: str, signer: Signer, decision: decisions.Decision, comment: str,
+           report_digest: str | None = None) -> decisions.ApprovalStatus:
+    """Sign an approval or rejection of the report the approver read (`report_digest`, a prefix will do),
+    which must still be the proposal's newest; without it, of the newest."""
     _, _, root, proposals = trusted(store)
     proposal = proposals.load(ref)
     envelope, report = _report(proposals, proposal)
+    if report_digest is not None and len(report_digest) < 8:
+        raise UsageError("give at least 8 hex digits of the report's digest")
+    if report_digest is not None and not sha256_hex(envelope).startswith(report_digest.lower()):
+        raise CheckFailed(f"proposal {proposal.id}: the newest report is {sha256_hex(envelope)[:16]}, not the "
+                          f"{report_digest[:16]} you named; read the newest report before deciding")
     if decision == "approve" and report["verdict"] != "pass":
         raise CheckFailed(f"proposal {proposal.id} failed its check ({', '.join(report['failed_gates'])}); "
                           "it cannot be approved")
@@ -94,7 +100,12 @@ def status(store: Store, ref: str) -> decisions.ApprovalStatus:
 
 
 def _data_record(store: Store, ledger: Ledger, proposal: Proposal) -> dict[str, Any]:
-    blob, key, key_id = seal(BlobStore(store.blobs_dir), proposal.data_path.read_bytes(), proposal.id.encode())
+    from governance.errors import VerificationError
+
+    raw = proposal.data_path.read_bytes()  # read once, checked, then sealed: what was signed is what is kept
+    if sha256_hex(raw) != proposal.manifest["data"]["sha256"]:
+        raise VerificationError(f"{proposal.id}/data.jsonl is not the data its proposer signed")
+    blob, key, key_id = seal(BlobStore(store.blobs_dir), raw, proposal.id.encode())
     ledger.put_data_key(key_id, key)
     d = proposal.manifest["data"]
     return {"blob": blob, "key_id": key_id, "aad": proposal.id, "sha256": d["sha256"],
@@ -134,8 +145,10 @@ def promote(store: Store, ref: str, signers: list[Signer], tracking_uri: str | N
         tally = status(store, proposal.id)
         if not tally.met:
             raise CheckFailed(f"proposal {proposal.id}: {tally.describe()}")
+        if sha256_hex(proposal.data_path.read_bytes()) != proposal.manifest["data"]["sha256"]:
+            raise VerificationError(f"{proposal.id}/data.jsonl is not the data its proposer signed")
         witnesses.check_witnesses(store, entries, tracking_uri)
-        base_dir = refs.resolve(proposal.manifest["base"]["ref"], store, tracking_uri)
+        base_dir = verified_base(store, proposal, tracking_uri)  # every byte used is hashed now, not trusted
         if champion(entries) is None:
             genesis = tensors.put_version(base_dir, None, None)
             entries.append(ledger.append(entries, {"action": "genesis", "version": 0, "champion": 0,
@@ -215,7 +228,7 @@ def sync_registry(store: Store, entries: list[Entry], tracking_uri: str | None =
         folder = restore_version(store, entries, version)
         run = None
         if p.get("id") and (store.proposals_dir / p["id"] / "lineage.json").is_file():
-            run = ProposalStore(store.proposals_dir, entry.root).load(p["id"]).lineage().get("run_id")
+            run = ProposalStore(store.proposals_dir, entry.root).load(p["id"], redacted_ok=True).lineage().get("run_id")
         registered[version] = lineage.register_version(store.model_name, version, folder, tags, run)
     if champion(entries) is not None:
         lineage.set_alias(store.model_name, CHAMPION_ALIAS, registered[champion(entries)])

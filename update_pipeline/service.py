@@ -102,18 +102,19 @@ class Weightgate:
         return trust_ops.checkpoint(self.store, self.signers(by), self.tracking_uri)
 
     # -- the flow ------------------------------------------------------------------------------------
-    def decide(self, proposal: str, by: str, decision: Decision, comment: str = "") -> ApprovalStatus:
+    def decide(self, proposal: str, by: str, decision: Decision, comment: str = "",
+               report: str | None = None) -> ApprovalStatus:
         from update_pipeline.promote import decide
 
-        return decide(self.store, proposal, self.signers(by)[0], decision, comment)
+        return decide(self.store, proposal, self.signers(by)[0], decision, comment, report)
 
-    def approve(self, proposal: str, by: str, comment: str = "") -> ApprovalStatus:
-        return self.decide(proposal, by, "approve", comment)
+    def approve(self, proposal: str, by: str, comment: str = "", report: str | None = None) -> ApprovalStatus:
+        return self.decide(proposal, by, "approve", comment, report)
 
-    def reject(self, proposal: str, by: str, reason: str) -> ApprovalStatus:
+    def reject(self, proposal: str, by: str, reason: str, report: str | None = None) -> ApprovalStatus:
         if not reason.strip():
             raise UsageError("a rejection needs a reason")
-        return self.decide(proposal, by, "reject", reason)
+        return self.decide(proposal, by, "reject", reason, report)
 
     def promote(self, proposal: str, by: str | Sequence[str]) -> Any:
         from update_pipeline.promote import promote

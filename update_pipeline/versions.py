@@ -50,6 +50,22 @@ def apply_update(kind: str, candidate: Path, base_dir: Path, dest: Path) -> Path
     return dest
 
 
+def verified_base(store: Store, proposal: Proposal, tracking_uri: str | None = None) -> Path:
+    """The proposal's base folder, every weight, config and tokenizer file hashed against the manifest now."""
+    from governance.errors import VerificationError
+    from update_pipeline import refs
+
+    folder = refs.resolve(proposal.manifest["base"]["ref"], store, tracking_uri)
+    expected = {**proposal.manifest["base"]["files"], **proposal.manifest["base"]["config_files"]}
+    present = {n: folder / n for n in expected if (folder / n).is_file()}
+    actual = sha256_files(list(present.values()))
+    for name, digest in expected.items():
+        if name not in present or actual[present[name]] != digest:
+            raise VerificationError(f"base {folder}: {name} is not what the proposal was checked against "
+                                    "(changed or missing since the proposal was made)")
+    return folder
+
+
 def proposal_result(store: Store, proposal: Proposal, base_dir: Path, dest: Path) -> Path:
     """The model folder promoting `proposal` would make the champion."""
     cand = proposal.manifest["candidate"]

@@ -9,6 +9,7 @@ from typing import Any
 from governance.approvals import ApprovalStatus
 from governance.errors import WeightgateError
 from governance.proposals import Proposal
+from governance.signing import sha256_hex
 from governance.store import Store
 from update_pipeline.promote import ledger_of, status, trusted
 
@@ -23,6 +24,7 @@ def _promoted(store: Store) -> dict[str, int]:
 class ProposalView:
     proposal: Proposal
     report: dict[str, Any] | None
+    report_digest: str | None  # sha256 of the signed report shown: what an approval made from this view signs
     status: ApprovalStatus | None  # None: no report yet, or the approvals cannot be counted (see why)
     why: str
     promoted_as: int | None
@@ -65,7 +67,7 @@ class ProposalView:
 
 def proposal_view(store: Store, ref: str, promoted: dict[str, int] | None = None) -> ProposalView:
     proposals = trusted(store)[3]
-    p = proposals.load(ref)
+    p = proposals.load(ref, redacted_ok=True)
     latest = proposals.latest_report(p)
     tally, why = None, "no report yet"
     if latest is not None:
@@ -74,7 +76,8 @@ def proposal_view(store: Store, ref: str, promoted: dict[str, int] | None = None
         except WeightgateError as exc:
             why = str(exc)
     done = (promoted if promoted is not None else _promoted(store)).get(p.id)
-    return ProposalView(p, latest[1] if latest else None, tally, why, done)
+    return ProposalView(p, latest[1] if latest else None, sha256_hex(latest[0]) if latest else None, tally, why,
+                        done)
 
 
 def queue(store: Store) -> list[ProposalView]:

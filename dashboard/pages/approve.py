@@ -29,7 +29,10 @@ if view.report["verdict"] != "pass":
 signed, needed = ", ".join(view.approved_by) or "nobody yet", view.missing
 st.metric("approvals still needed", needed)
 st.write(f"approved by: {signed}")
-st.caption(view.approvals)
+# the report this page showed is the one a decision signs, even if a newer one lands meanwhile
+shown = st.session_state.setdefault("shown_reports", {})
+shown.setdefault(pid, view.report_digest)
+st.caption(f"{view.approvals} · a decision here signs report {shown[pid][:16]}")
 
 roles = {name: role + (", proposed this update" if name == view.proposal.proposer else "")
          for name, role in keys().items()}  # roles from the trust root in force; the gate key is left out
@@ -45,7 +48,10 @@ if roles:
         if decision == "reject" and not comment.strip():
             st.error("a rejection needs a reason")
         else:
-            status = attempt(lambda: service(passphrase).decide(pid, by, decision, comment))
+            status = attempt(lambda: service(passphrase).decide(pid, by, decision, comment, shown[pid]))
+            if status is None and shown[pid] != view.report_digest:
+                shown[pid] = view.report_digest  # show the newest report; the next decision signs it
+                st.warning("A newer report was made since this page showed its report: read it, then decide.")
             if status is not None:
                 st.success(f"{decision}d by {by}: {status.describe()}")
                 view = proposal_view(store(), pid)

@@ -46,7 +46,7 @@ def report_of(pid: str | None) -> str:
     if not pid:
         return ""
     try:
-        latest = proposals.latest_report(proposals.load(pid))
+        latest = proposals.latest_report(proposals.load(pid, redacted_ok=True))
     except WeightgateError as exc:
         return f"unreadable: {exc}"
     if latest is None:
@@ -59,7 +59,7 @@ def run_link(pid: str | None) -> str | None:
     if not pid or exp is None:
         return None
     try:
-        run = proposals.load(pid).lineage().get("run_id")
+        run = proposals.load(pid, redacted_ok=True).lineage().get("run_id")
     except WeightgateError:
         return None
     return f"{ui}/#/experiments/{exp.experiment_id}/runs/{run}" if run else None
