@@ -74,9 +74,10 @@ def check_promotion(entry: Entry, entries: list[Entry], read: Callable[[str], by
     policy = policy_in_force(entries, entry.seq)
     if policy is None or report["predicate"]["policy"]["digest"] != policy["digest"]:
         raise VerificationError(f"{where}: the report was made under another policy than the one in force")
-    if p["threshold"] < root.doc.thresholds.approvals:
-        raise VerificationError(f"{where}: recorded threshold {p['threshold']} is below the root's "
-                                f"{root.doc.thresholds.approvals}")
+    need = max(root.doc.thresholds.approvals, policy.get("approvals", 1))
+    if p["threshold"] < need:
+        raise VerificationError(f"{where}: recorded threshold {p['threshold']} is below the {need} approvals the "
+                                "root and the policy in force ask for")
     envs = [(f"{where} approval {i + 1}", read(b)) for i, b in enumerate(p["approval_blobs"])]
     tally = approvals.count(envs, root, p["id"], p["proposer"], sha256_hex(report_env), p["threshold"])
     if not tally.met or list(tally.approved_by) != p["approvers"]:

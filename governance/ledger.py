@@ -114,9 +114,19 @@ class Ledger:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
-    def rows(self) -> list[tuple[Any, Any, Any]]:
-        with self.engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(select(entries_table).order_by(entries_table.c.seq))]
+    def rows(self) -> list[tuple[int, str, bytes]]:
+        """Every row, with its types checked (an edited database may hold anything)."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            with self.engine.connect() as conn:
+                raw = [tuple(r) for r in conn.execute(select(entries_table).order_by(entries_table.c.seq))]
+        except SQLAlchemyError as exc:
+            raise VerificationError(f"ledger database {self.url}: unreadable ({str(exc).splitlines()[0]})") from None
+        for i, (seq, digest, envelope) in enumerate(raw, start=1):
+            if not isinstance(seq, int) or not isinstance(digest, str) or not isinstance(envelope, bytes):
+                raise VerificationError(f"ledger entry {i}: a column holds the wrong type")
+        return raw  # type: ignore[return-value]
 
     def entries(self) -> list[Entry]:
         """Every entry, verified: rows match their envelopes, the chain links, each entry is signed by
@@ -125,9 +135,9 @@ class Ledger:
         for i, (seq, digest, envelope) in enumerate(rows, start=1):
             if seq != i:
                 raise VerificationError(f"ledger entry {i}: sequence number is {seq}, expected {i}")
-            if sha256_hex(bytes(envelope)) != digest:
+            if sha256_hex(envelope) != digest:
                 raise VerificationError(f"ledger entry {i}: stored digest does not match the envelope's bytes")
-        entries = walk_chain([bytes(r[2]) for r in rows])
+        entries = walk_chain([r[2] for r in rows])
         if self.anchor and entries:
             check_anchor(roots(entries), self.anchor, "ledger")
         return entries
@@ -161,7 +171,7 @@ class Ledger:
     def checkpoint(self, seq: int) -> bytes | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(checkpoints_table.c.envelope).where(checkpoints_table.c.seq == seq)).first()
-        return bytes(row[0]) if row else None
+        return row[0] if row and isinstance(row[0], bytes) else None
 
     # -- data keys (crypto-shredding) ---------------------------------------------------------------
     def put_data_key(self, key_id: str, key: bytes) -> None:

@@ -90,7 +90,8 @@ class Lineage:
         except MlflowException:
             return {}
         return {int(mv.tags["weightgate.ledger_version"]): mv.version for mv in found
-                if "weightgate.ledger_version" in mv.tags}
+                if str(mv.tags.get("weightgate.ledger_version", "")).isascii()
+                and str(mv.tags.get("weightgate.ledger_version", "")).isdigit()}
 
     def register_version(self, model_name: str, ledger_version: int, folder: Path, tags: Mapping[str, str],
                          proposal_run: str | None) -> str:
@@ -127,21 +128,35 @@ class Lineage:
         self.ensure_model(model_name)
         self.client().set_registered_model_tag(model_name, key, value)
 
-    def model_state(self, model_name: str, alias: str) -> tuple[dict[str, str], int | None] | None:
-        """(registered model tags, ledger version the alias points at) or None when the model is absent."""
+    def model_tags(self, model_name: str) -> dict[str, str] | None:
+        """The registered model's tags, or None when it does not exist."""
         from mlflow.exceptions import MlflowException
 
-        client = self.client()
         try:
-            model = client.get_registered_model(model_name)
+            return dict(self.client().get_registered_model(model_name).tags)
         except MlflowException:
             return None
+
+    def alias_version(self, model_name: str, alias: str) -> Any:
+        """The model version an alias points at, or None."""
+        from mlflow.exceptions import MlflowException
+
         try:
-            mv = client.get_model_version_by_alias(model_name, alias)
+            return self.client().get_model_version_by_alias(model_name, alias)
         except MlflowException:
-            return dict(model.tags), None
-        version = mv.tags.get("weightgate.ledger_version")
-        return dict(model.tags), int(version) if version and version.isdigit() else -1
+            return None
+
+    def version_file_digests(self, mv: Any, dest: Path) -> dict[str, str]:
+        """sha256 of every file a registered model version serves (downloaded into `dest`)."""
+        import hashlib
+
+        folder = Path(self.client().download_artifacts(mv.run_id, "model", str(dest)))
+        out = {}
+        for p in sorted(folder.rglob("*")):
+            if p.is_file():
+                with open(p, "rb") as fh:
+                    out[p.relative_to(folder).as_posix()] = hashlib.file_digest(fh, "sha256").hexdigest()
+        return out
 
     @staticmethod
     def _metrics(values: Mapping[str, float]) -> list[Any]:

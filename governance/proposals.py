@@ -45,18 +45,38 @@ class Proposal:
         return json.loads(p.read_text()) if p.exists() else {}
 
     def report_paths(self) -> list[Path]:
-        return sorted((self.dir / "reports").glob("*.dsse.json"), key=lambda p: int(p.name.split(".")[0]))
+        return _numbered(self.dir / "reports", _REPORT)
+
+
+_REPORT = re.compile(r"^(\d{1,9})\.dsse\.json$")
+_DECISION = re.compile(r"^(\d{1,9})-[a-z0-9][a-z0-9_.-]{0,63}\.dsse\.json$")
+
+
+def _numbered(folder: Path, pattern: re.Pattern[str]) -> list[Path]:
+    """The numbered envelopes of a folder in order; anything else there is refused, not skipped."""
+    if not folder.is_dir():
+        return []
+    paths = list(folder.glob("*.dsse.json"))
+    for p in paths:
+        if not pattern.match(p.name):
+            raise VerificationError(f"{p}: not a file weightgate wrote here (unexpected name)")
+    return sorted(paths, key=lambda p: int(pattern.match(p.name).group(1)))  # type: ignore[union-attr]
 
 
 def _append_file(folder: Path, suffix: str, data: bytes) -> Path:
     """Write the next numbered envelope in `folder`; never overwrites one."""
     folder.mkdir(exist_ok=True)
     n = len(list(folder.glob("*.dsse.json"))) + 1
-    path = folder / f"{n}{suffix}.dsse.json"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    return path
+    while True:  # two writers at once: the one that loses the name takes the next number
+        path = folder / f"{n}{suffix}.dsse.json"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            n += 1
+            continue
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        return path
 
 
 def proposal_id(envelope: bytes) -> str:
@@ -155,12 +175,16 @@ class ProposalStore:
         _, body = verify_signers(envelope, self.trust.public_keys("gate"), where=f"{proposal.id}/{paths[-1].name}")
         if subject_digests(body).get("manifest.dsse.json") != proposal.manifest_digest:
             raise VerificationError(f"{proposal.id}/{paths[-1].name} reports on another proposal")
-        return envelope, body["predicate"]
+        report = body["predicate"]
+        if not (isinstance(report, dict) and report.get("verdict") in ("pass", "fail")
+                and isinstance(report.get("failed_gates"), list) and isinstance(report.get("policy"), dict)
+                and isinstance(report["policy"].get("digest"), str)):
+            raise VerificationError(f"{proposal.id}/{paths[-1].name}: not a gate report (fields missing)")
+        return envelope, report
 
     def add_decision(self, pid: str, by: str, envelope: bytes) -> Path:
         return _append_file(self.root / pid / "decisions", f"-{by}", envelope)
 
     def decisions(self, proposal: Proposal) -> list[tuple[str, bytes]]:
-        ddir = proposal.dir / "decisions"
-        paths = sorted(ddir.glob("*.dsse.json"), key=lambda p: int(p.name.split("-")[0])) if ddir.is_dir() else []
+        paths = _numbered(proposal.dir / "decisions", _DECISION)
         return [(f"{proposal.id}/decisions/{p.name}", p.read_bytes()) for p in paths]

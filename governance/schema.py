@@ -64,6 +64,7 @@ class PolicyRef(_Strict):
     digest: str = Field(description="sha256 over the policy file and every suite file it uses")
     blob: str = Field(description="the policy file's bytes in the blob store")
     suites: dict[str, str] = Field(default_factory=dict, description="suite name -> blob of its file")
+    approvals: int = Field(1, ge=1, description="approvals the policy asks for (the root's threshold may ask more)")
 
 
 class _Entry(_Strict):

@@ -109,8 +109,8 @@ def unverified_statement(envelope: bytes, where: str = "envelope") -> dict[str, 
 def _open(envelope: bytes, where: str) -> tuple[dict[str, Any], bytes]:
     try:
         env = json.loads(envelope)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise VerificationError(f"{where}: not a JSON DSSE envelope ({exc})") from exc
+    except (ValueError, RecursionError, TypeError) as exc:  # bad JSON, deep nesting, an integer too long
+        raise VerificationError(f"{where}: not a JSON DSSE envelope ({str(exc)[:80]})") from None
     if not isinstance(env, dict) or not isinstance(env.get("signatures"), list):
         raise VerificationError(f"{where}: not a DSSE envelope")
     if env.get("payloadType") != PAYLOAD_TYPE:
@@ -121,8 +121,8 @@ def _open(envelope: bytes, where: str) -> tuple[dict[str, Any], bytes]:
 def _statement(payload: bytes, where: str) -> dict[str, Any]:
     try:
         body = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise VerificationError(f"{where}: payload is not JSON") from exc
+    except (ValueError, RecursionError) as exc:
+        raise VerificationError(f"{where}: payload is not plain JSON ({str(exc)[:80]})") from None
     if not isinstance(body, dict) or body.get("_type") != STATEMENT_TYPE:
         raise VerificationError(f"{where}: payload is not an in-toto Statement v1")
     return body

@@ -66,7 +66,13 @@ class Store:
     def config(self) -> dict[str, str]:
         if not self.initialized:
             raise UsageError(f"no weightgate store at {self.home}: run 'weightgate init' first")
-        return json.loads((self.home / "config.json").read_text())
+        try:
+            config = json.loads((self.home / "config.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"{self.home / 'config.json'}: unreadable ({str(exc)[:80]})") from None
+        if not isinstance(config, dict):
+            raise UsageError(f"{self.home / 'config.json'}: not a JSON object")
+        return config
 
     def tracking_uri(self, override: str | None = None) -> str:
         """--tracking-uri, then MLFLOW_TRACKING_URI, then the store's own SQLite database."""

@@ -23,9 +23,9 @@ from pydantic import ValidationError
 from governance.errors import UsageError, VerificationError
 from governance.keys import Signer
 from governance.ledger import Entry, champion, roots
-from governance.schema import Checkpoint
+from governance.schema import Checkpoint, RootDoc
 from governance.signing import sign_envelope_by, statement, unverified_statement, verify_signers
-from governance.trust import RULES
+from governance.trust import RULES, Root
 
 
 class Witness(Protocol):
@@ -63,8 +63,10 @@ def read_checkpoint(envelope: bytes, entries: list[Entry], where: str) -> Checkp
     if at.digest != cp.head:
         raise VerificationError(f"{where}: ledger entry {cp.seq} is {at.digest[:12]}, but the witness signed "
                                 f"{cp.head[:12]}: the ledger was rewritten from entry {cp.seq} or earlier")
-    signers = {kid: key for r in known for kid, key in r.public_keys(*RULES["checkpoint"][0]).items()}
-    verify_signers(envelope, signers, where)  # raises unless a key of this ledger's roots signed it
+    judges = [at.root] + ([Root(RootDoc.model_validate(at.predicate["root"]))] if at.predicate["action"] == "root"
+                          else [])  # the root in force at that entry (and the one it made)
+    signers = {kid: key for r in judges for kid, key in r.public_keys(*RULES["checkpoint"][0]).items()}
+    verify_signers(envelope, signers, where, f"a root/approver/operator key of root v{judges[-1].version}")
     return cp
 
 

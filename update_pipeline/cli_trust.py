@@ -13,6 +13,8 @@ trust_app = typer.Typer(no_args_is_help=True, help="The signed trust root: keys,
 policy_app = typer.Typer(no_args_is_help=True, help="The policy in force, recorded in the ledger.")
 ADMINS = typer.Option("--by", help="Root admin key that signs (repeat for each signer the root threshold needs).")
 ROLE_HELP = "root | proposer | approver | operator | auditor"
+KEYID = typer.Option(help="At least 16 hex digits of the key's id, read to you by its owner from 'weightgate keys "
+                     "list' on their machine (catches a swapped key file).")
 
 
 def _print_root(root, as_json: bool = False) -> None:  # noqa: ANN001
@@ -72,11 +74,12 @@ def trust_add_key(
     name: str,
     role: Annotated[str, typer.Option(help=ROLE_HELP)],
     by: Annotated[list[str], ADMINS],
+    keyid: Annotated[str | None, KEYID] = None,
     public_key: Annotated[Path | None, typer.Option(help="The key's public record (NAME.json from 'keys create' "
                                                     "on its owner's machine) [default: the keyring's].")] = None,
 ) -> None:
-    """List a key in a new root version with a role."""
-    _print_root(shared.service().trust_add_key(name, role, by, public_key))
+    """List a key in a new root version with a role; --keyid confirms it is the key its owner made."""
+    _print_root(shared.service().trust_add_key(name, role, by, public_key, keyid))
 
 
 @trust_app.command("revoke")
@@ -90,9 +93,10 @@ def trust_rotate(
     name: str,
     to: Annotated[str, typer.Option("--to", help="The new key that takes over NAME's role.")],
     by: Annotated[list[str], ADMINS],
+    keyid: Annotated[str | None, KEYID] = None,
 ) -> None:
     """Replace a key by a new one with the same role, in one new root version."""
-    _print_root(shared.service().trust_rotate(name, to, by))
+    _print_root(shared.service().trust_rotate(name, to, by, keyid))
 
 
 @trust_app.command("thresholds")

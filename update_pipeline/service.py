@@ -53,7 +53,19 @@ class Weightgate:
         self.store.config()
         return trust_ops.init(self.store, self.signers(by), list(add), thresholds or {}, self.tracking_uri)
 
-    def trust_add_key(self, name: str, role: str, by: Sequence[str], public_record: Path | None = None) -> Root:
+    @staticmethod
+    def _confirm(info: Any, keyid: str | None) -> None:
+        """The admin names the key id its owner read them out of band: a swapped key file is caught."""
+        if not keyid or len(keyid) < 16:
+            raise UsageError(f"give --keyid with at least 16 hex digits of key {info.name!r}'s id, as its owner reads "
+                             "it from 'weightgate keys list' on their own machine (the key file here could have been "
+                             "swapped)")
+        if not info.keyid.startswith(keyid.lower()):
+            raise UsageError(f"key {info.name!r} here has id {info.keyid[:16]}, not {keyid[:16]}: the key file is not "
+                             "the one its owner made")
+
+    def trust_add_key(self, name: str, role: str, by: Sequence[str], public_record: Path | None = None,
+                      keyid: str | None = None) -> Root:
         import json
 
         from governance.keys import KeyInfo, keyid_of
@@ -70,6 +82,7 @@ class Weightgate:
             info = self.keys.get(name)
         if info.name != name:
             raise UsageError(f"{public_record} is the record of key {info.name!r}, not {name!r}")
+        self._confirm(info, keyid)
         return trust_ops.change(self.store, self.signers(by), add=(info, role), tracking_uri=self.tracking_uri)
 
     def trust_revoke(self, name: str, by: Sequence[str]) -> Root:
@@ -77,13 +90,15 @@ class Weightgate:
 
         return trust_ops.change(self.store, self.signers(by), remove=name, tracking_uri=self.tracking_uri)
 
-    def trust_rotate(self, name: str, new: str, by: Sequence[str]) -> Root:
+    def trust_rotate(self, name: str, new: str, by: Sequence[str], keyid: str | None = None) -> Root:
         from update_pipeline import trust_ops
 
         found = self.root().by_name(name)
         if found is None:
             raise UsageError(f"key {name!r} is not in the trust root")
-        return trust_ops.change(self.store, self.signers(by), add=(self.keys.get(new), found[1].role), remove=name,
+        info = self.keys.get(new)
+        self._confirm(info, keyid)
+        return trust_ops.change(self.store, self.signers(by), add=(info, found[1].role), remove=name,
                                 tracking_uri=self.tracking_uri)
 
     def trust_thresholds(self, thresholds: dict[str, int], by: Sequence[str]) -> Root:

@@ -43,6 +43,7 @@ def _policy_entry(store: Store, ledger: Ledger, entries: list[Entry], policy_pat
     policy = load_policy(policy_path)
     blobs = BlobStore(store.blobs_dir)
     ref = {"name": policy.name, "digest": policy.digest, "blob": blobs.put_bytes(policy_path.read_bytes()),
+           "approvals": policy.approvals.required,
            "suites": {n: blobs.put_bytes(Path(p).read_bytes()) for n, p in policy.suite_files.items()}}
     current = champion(entries)
     return witnesses.append(store, ledger, entries, {"action": "policy", "version": current, "champion": current,
@@ -131,11 +132,15 @@ def apply_policy(store: Store, policy_path: Path, admins: list[Signer],
 
 
 def checkpoint(store: Store, signers: list[Signer], tracking_uri: str | None = None) -> int:
-    """Sign the current head again and give it to every witness (after an interrupted write)."""
+    """Bring MLflow in line with the ledger, sign the current head again and give it to every witness
+    (after an interrupted write)."""
     ledger = Ledger.of(store)
     with ledger.lock():
         entries = ledger.entries()
         current_root(entries).allow("checkpoint", signers)
-        witnesses.check_witnesses(store, entries, tracking_uri)
+        witnesses.check_witnesses(store, entries, tracking_uri, strict=False)
+        from update_pipeline.promote import sync_registry
+
+        sync_registry(store, entries, tracking_uri)  # MLflow follows the ledger, whatever it says now
         witnesses.publish(store, ledger, entries, signers, tracking_uri)
     return len(entries)

@@ -8,12 +8,14 @@ force names, and to the ledger database's copy used by audit export.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from governance.errors import VerificationError
 from governance.keys import Signer
-from governance.ledger import Entry, Ledger, champion, policy_in_force
+from governance.ledger import Entry, Ledger, champion
 from governance.lineage import Lineage
 from governance.store import CHAMPION_ALIAS, Store
 from governance.witness import FileWitness, file_witnesses, make_checkpoint, read_checkpoint
@@ -21,48 +23,78 @@ from governance.witness import FileWitness, file_witnesses, make_checkpoint, rea
 MLFLOW_TAG = "weightgate.checkpoint"
 
 
-def _policy_witnesses(store: Store, entries: list[Entry]) -> list[FileWitness]:
+def witness_files(store: Store, entries: list[Entry]) -> list[FileWitness]:
+    """Every witness file any policy in the ledger ever named, and those pinned outside the store in
+    WEIGHTGATE_WITNESSES (paths separated by os.pathsep): cutting the ledger back to before the policy
+    that named a witness does not make the witness go away."""
     import yaml
 
     from governance.blobs import BlobStore
 
-    ref = policy_in_force(entries)
-    if ref is None:
-        return []
-    doc = yaml.safe_load(BlobStore(store.blobs_dir).read(ref["blob"])) or {}
-    return file_witnesses(doc.get("witnesses") or [])
+    blobs = BlobStore(store.blobs_dir)
+    paths: list[str] = []
+    for e in entries:
+        if e.predicate["action"] == "policy":
+            doc = yaml.safe_load(blobs.read(e.predicate["policy"]["blob"])) or {}
+            paths += doc.get("witnesses") or []
+    paths += [p for p in os.environ.get("WEIGHTGATE_WITNESSES", "").split(os.pathsep) if p]
+    return file_witnesses(list(dict.fromkeys(paths)))
 
 
-def check_witnesses(store: Store, entries: list[Entry], tracking_uri: str | None = None) -> list[str]:
-    """Raise VerificationError when the ledger is shorter or older than any witness, or MLflow's
-    champion alias is not the ledger's champion (or, when MLflow's checkpoint lags after a crash,
-    the champion at that checkpoint). Returns what was compared."""
+def check_witnesses(store: Store, entries: list[Entry], tracking_uri: str | None = None,
+                    strict: bool = True) -> list[str]:
+    """Raise VerificationError when the ledger is shorter or older than any witness. With `strict` (verify),
+    also when MLflow is behind the ledger, or its ``champion`` alias is not the ledger's champion, or the
+    files that alias serves are not the champion's. Writers pass strict=False: they bring MLflow in line.
+    Returns what was compared."""
     seen = []
-    for w in _policy_witnesses(store, entries):
+    for w in witness_files(store, entries):
         latest = w.latest()
         if latest is None:
-            if entries:
-                raise VerificationError(f"{w.name} named by the policy holds no checkpoint")
+            if entries and strict:
+                raise VerificationError(f"{w.name} holds no checkpoint")
             continue
         cp = read_checkpoint(latest, entries, w.name)
         seen.append(f"{w.name} (entry {cp.seq})")
     if not entries:
         return seen
     lineage = Lineage(store.tracking_uri(tracking_uri), store.artifacts_dir)
-    state = lineage.model_state(store.model_name, CHAMPION_ALIAS)
+    tags = lineage.model_tags(store.model_name)
     where = f"MLflow registered model {store.model_name!r}"
-    if state is None or MLFLOW_TAG not in state[0]:
+    if tags is None or MLFLOW_TAG not in tags:
         raise VerificationError(f"{where} holds no signed checkpoint of the ledger (tag {MLFLOW_TAG} missing)")
-    tags, alias_version = state
     cp = read_checkpoint(tags[MLFLOW_TAG].encode(), entries, where)
     seen.append(f"MLflow (entry {cp.seq})")
-    current = champion(entries)
-    allowed = {current, champion(entries[:cp.seq])}  # a crash after the append may leave MLflow one step behind
-    if alias_version not in allowed:
-        shown = "nothing" if alias_version is None else f"ledger:{alias_version}"
-        raise VerificationError(f"{where}: alias @{CHAMPION_ALIAS} serves {shown}, but the ledger's champion is "
-                                f"ledger:{current}")
+    if not strict:
+        return seen
+    if cp.seq < len(entries):
+        raise VerificationError(f"{where} is behind the ledger (its checkpoint is of entry {cp.seq}, the ledger has "
+                                f"{len(entries)}): an interrupted write, or someone moved it back; bring it in line "
+                                "with 'weightgate ledger checkpoint --by KEY'")
+    _check_alias(store, lineage, entries, where)
     return seen
+
+
+def _check_alias(store: Store, lineage: Lineage, entries: list[Entry], where: str) -> None:
+    import tempfile
+
+    from governance.ledger import versions
+
+    current = champion(entries)
+    mv = lineage.alias_version(store.model_name, CHAMPION_ALIAS)
+    if mv is None or current is None:
+        if mv is not None or current is not None:
+            raise VerificationError(f"{where}: alias @{CHAMPION_ALIAS} serves {'nothing' if mv is None else 'a model'}"
+                                    f", but the ledger's champion is {'nothing' if current is None else current}")
+        return
+    want = {n: f["sha256"] for n, f in versions(entries)[current].predicate["weights"]["files"].items()}
+    with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
+        served = lineage.version_file_digests(mv, Path(tmp))
+    if served != want:
+        claimed = mv.tags.get("weightgate.ledger_version", "?")
+        raise VerificationError(f"{where}: alias @{CHAMPION_ALIAS} serves registered version {mv.version} (tagged "
+                                f"ledger:{claimed}), whose files are not those of the ledger's champion "
+                                f"ledger:{current}")
 
 
 def publish(store: Store, ledger: Ledger, entries: list[Entry], signers: list[Signer],
@@ -70,7 +102,7 @@ def publish(store: Store, ledger: Ledger, entries: list[Entry], signers: list[Si
     """Sign a checkpoint of the head with `signers` and give it to every witness."""
     envelope = make_checkpoint(entries, signers)
     ledger.save_checkpoint(len(entries), envelope)
-    for w in _policy_witnesses(store, entries):
+    for w in witness_files(store, entries):
         w.publish(envelope)
     Lineage(store.tracking_uri(tracking_uri), store.artifacts_dir).set_model_tag(
         store.model_name, MLFLOW_TAG, envelope.decode())
@@ -81,7 +113,7 @@ def append(store: Store, ledger: Ledger, entries: list[Entry], predicate: dict[s
            subjects: Mapping[str, str], signers: list[Signer], tracking_uri: str | None = None,
            after: Any = None) -> Entry:
     """Witness check, append (signed by `signers`), `after(all entries)` (e.g. the registry), publish."""
-    check_witnesses(store, entries, tracking_uri)
+    check_witnesses(store, entries, tracking_uri, strict=False)
     entry = ledger.append(entries, predicate, subjects, signers)
     everything = [*entries, entry]
     if after is not None:

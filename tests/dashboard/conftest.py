@@ -23,8 +23,8 @@ def demo_with_waiting_proposal(root: Path, approvals: int = 1, members: tuple[tu
 
     admin = Weightgate(store, passphrase=lambda _: demo.DEMO_PASSPHRASE)
     for name, role, secret in members:
-        KeyRing(store.keys_dir).create(name, role, secret)
-        admin.trust_add_key(name, role, [demo.ADMIN])
+        info = KeyRing(store.keys_dir).create(name, role, secret)
+        admin.trust_add_key(name, role, [demo.ADMIN], keyid=info.keyid)
     if approvals != 1:
         policy = yaml.safe_load(store.policy_path.read_text())
         policy["approvals"]["required"] = approvals

@@ -38,6 +38,19 @@ def _champion(store):
     return champion(ledger_of(store).entries())
 
 
+def _verify_after_kill(s):
+    """The ledger and every blob it names verify. MLflow may be one write behind (killed between the append
+    and the registry): verify says so, and 'ledger checkpoint' brings it in line."""
+    from governance.errors import VerificationError
+
+    try:
+        verify_store(s)
+    except VerificationError as exc:
+        assert "is behind the ledger" in str(exc), exc
+        Weightgate(s).checkpoint(["olga"])
+        verify_store(s)
+
+
 @pytest.mark.slow
 def test_kill_promotion_at_many_points(store, base_model, tmp_path):
     from governance.store import Store
@@ -71,7 +84,7 @@ def test_kill_promotion_at_many_points(store, base_model, tmp_path):
             pass
         proc.wait(timeout=60)
         s = Store.locate(home)
-        verify_store(s)  # raises if the ledger or a blob it names is damaged
+        _verify_after_kill(s)
         got = _champion(s)
         assert got in (1, 2), f"kill at {delay:.2f}s left champion {got}"
         outcomes.append(got)
@@ -79,7 +92,7 @@ def test_kill_promotion_at_many_points(store, base_model, tmp_path):
             r = subprocess.run(_promote_cmd(pid), env=_env(home), capture_output=True, text=True, timeout=300)
             assert (r.returncode == 0) if got == 1 else ("already promoted" in r.stderr), r.stderr
             assert _champion(s) == 2
-            verify_store(s)
+            _verify_after_kill(s)
         shutil.rmtree(home)
     print(f"\nkill points: {POINTS}; champion old {outcomes.count(1)}, new {outcomes.count(2)}; full run {total:.1f}s")
     assert outcomes.count(1) and outcomes.count(2)

@@ -168,7 +168,8 @@ def test_alias_drift_is_caught(home):
               if mv.tags["weightgate.ledger_version"] == "0")
     client.set_registered_model_alias("weightgate-model", "champion", v0.version)
     r = run("ledger", "verify", home=home)
-    assert r.returncode == 1 and "@champion serves ledger:0" in r.stderr and "champion is ledger:2" in r.stderr
+    assert r.returncode == 1 and "@champion serves registered version" in r.stderr and "(tagged ledger:0)" in r.stderr
+    assert "ledger's champion ledger:2" in r.stderr
 
 
 def test_rollback_needs_authority(home):
@@ -214,14 +215,14 @@ def test_revocation_keeps_history_and_refuses_later_signatures(home, tmp_path, p
 def test_root_changes_need_the_admins(home):
     r = run("keys", "create", "mallory", "--role", "root", home=home)
     assert r.returncode == 0
-    r = run("trust", "add-key", "mallory", "--role", "approver", "--by", "mallory", home=home)
-    assert r.returncode == 1 and "not in the trust root" in r.stderr
-    r = run("trust", "add-key", "mallory", "--role", "approver", "--by", "olga", home=home)
-    assert r.returncode == 1 and "has role 'operator'" in r.stderr
-    # a root version written by hand, signed by mallory alone, listing herself as admin
     from governance.keys import KeyRing
 
     info = KeyRing(home / "keys").get("mallory")
+    r = run("trust", "add-key", "mallory", "--role", "approver", "--keyid", info.keyid, "--by", "mallory", home=home)
+    assert r.returncode == 1 and "not in the trust root" in r.stderr
+    r = run("trust", "add-key", "mallory", "--role", "approver", "--keyid", info.keyid, "--by", "olga", home=home)
+    assert r.returncode == 1 and "has role 'operator'" in r.stderr
+    # a root version written by hand, signed by mallory alone, listing herself as admin
     rootdoc = unverified_statement(bytes(_rows(home)[0][2]))["predicate"]["root"]
     rootdoc = {**rootdoc, "version": 2, "keys": {**rootdoc["keys"], info.keyid: {
         "name": "mallory", "role": "root", "public_key": info.public_key}}}
@@ -254,7 +255,12 @@ def test_a_whole_new_ledger_is_not_the_pinned_one(home, tmp_path, base_model):
 def test_key_rotation(home, tmp_path):
     assert run("keys", "create", "bob-2027", "--role", "approver", home=home,
                env={"WEIGHTGATE_PASSPHRASE_BOB_2027": "bob-2027-passphrase"}).returncode == 0
+    from governance.keys import KeyRing
+
+    new = KeyRing(home / "keys").get("bob-2027").keyid
     r = run("trust", "rotate", "bob", "--to", "bob-2027", "--by", "dan", home=home)
+    assert r.returncode == 2 and "--keyid" in r.stderr
+    r = run("trust", "rotate", "bob", "--to", "bob-2027", "--keyid", new[:16], "--by", "dan", home=home)
     assert r.returncode == 0 and "bob-2027" in r.stdout
     r = run("rollback", "--to", "1", "--by", "bob-2027", home=home, env={"WEIGHTGATE_PASSPHRASE_BOB_2027":
                                                                           "bob-2027-passphrase"})
@@ -269,3 +275,104 @@ def test_deep_verify_finds_a_missing_data_key_and_a_dangling_rollback(home):
     assert run("ledger", "verify", home=home).returncode == 0  # the chain itself is intact
     r = run("ledger", "verify", "--deep", home=home)
     assert r.returncode == 1 and "no forget entry shredded it" in r.stderr
+
+
+def test_swapped_key_file_before_add_key_is_caught(home, tmp_path):
+    """Ruth makes her key and reads its id to the admin; Mallory swaps the store's copy for her own."""
+    from governance.keys import KeyRing
+
+    ruth = KeyRing(home / "keys").create("ruth", "approver", "ruth-passphrase")
+    fake = KeyRing(tmp_path / "mallory-keys").create("ruth", "approver", "mallory-passphrase")
+    for suffix in (".json", ".key"):
+        shutil.copyfile(tmp_path / "mallory-keys" / f"ruth{suffix}", home / "keys" / f"ruth{suffix}")
+    r = run("trust", "add-key", "ruth", "--role", "approver", "--by", "dan", home=home)
+    assert r.returncode == 2 and "--keyid" in r.stderr
+    r = run("trust", "add-key", "ruth", "--role", "approver", "--keyid", ruth.keyid[:16], "--by", "dan", home=home)
+    assert r.returncode == 2 and f"has id {fake.keyid[:16]}" in r.stderr
+    assert "ruth" not in run("trust", "show", home=home).stdout
+
+
+def test_served_model_must_be_the_champion(home):
+    """@champion pointed at the base, its version re-tagged as the champion: the served bytes give it away."""
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    v0 = next(mv for mv in client.search_model_versions("name = 'weightgate-model'")
+              if mv.tags["weightgate.ledger_version"] == "0")
+    client.set_registered_model_alias("weightgate-model", "champion", v0.version)
+    client.set_model_version_tag("weightgate-model", v0.version, "weightgate.ledger_version", "2")
+    r = run("ledger", "verify", home=home)
+    assert r.returncode == 1 and "are not those of the ledger's champion" in r.stderr
+
+
+def test_mlflow_moved_back_one_write(home):
+    """After a rollback, MLflow's checkpoint and alias are set back to the previous (signed) state."""
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    before = client.get_registered_model("weightgate-model").tags["weightgate.checkpoint"]
+    alias = client.get_model_version_by_alias("weightgate-model", "champion").version
+    assert run("rollback", "--to", "0", "--by", "bob", home=home).returncode == 0
+    client.set_registered_model_tag("weightgate-model", "weightgate.checkpoint", before)
+    client.set_registered_model_alias("weightgate-model", "champion", alias)
+    r = run("ledger", "verify", home=home)
+    assert r.returncode == 1 and "is behind the ledger" in r.stderr
+    assert run("ledger", "checkpoint", "--by", "bob", home=home).returncode == 0  # MLflow follows the ledger again
+    assert run("ledger", "verify", home=home).returncode == 0
+    assert client.get_model_version_by_alias("weightgate-model", "champion").tags["weightgate.ledger_version"] == "0"
+
+
+def test_policy_approvals_above_the_root_are_enforced_by_verify(home, tmp_path, promoted):  # noqa: F811
+    """The policy asks for 2 approvals (the root for 1); a promotion written with 1 does not verify."""
+    import yaml
+
+    policy = yaml.safe_load((home / "policy.yaml").read_text())
+    policy["approvals"]["required"] = 2
+    (home / "policy.yaml").write_text(yaml.safe_dump(policy))
+    assert run("policy", "apply", str(home / "policy.yaml"), "--by", "dan", home=home).returncode == 0
+    pid = _proposal(home, promoted, tmp_path)
+    assert run("approve", pid, "--by", "bob", home=home).returncode == 0
+    r = run("promote", pid, "--by", "olga", home=home)
+    assert r.returncode == 1 and "approvals 1/2" in r.stderr
+    # the releaser's library call with the threshold lowered to the root's: verify refuses what it wrote
+    from governance.store import Store
+    from update_pipeline import promote as flow
+    from update_pipeline.service import Weightgate
+
+    store = Store.locate(home)
+    original = flow.required_approvals
+    flow.required_approvals = lambda *_: 1
+    try:
+        Weightgate(store, passphrase=lambda n: {**PASSPHRASES}.get(n)).promote(pid, "olga")
+    finally:
+        flow.required_approvals = original
+    r = run("ledger", "verify", home=home)
+    assert r.returncode == 1 and "below the 2 approvals" in r.stderr
+
+
+def test_witness_pinned_outside_the_store_survives_cutting_the_policy(home, tmp_path):
+    """The witness file is named by a policy; cutting the ledger back to before that policy does not hide it
+    from a verifier who pins it in WEIGHTGATE_WITNESSES."""
+    import yaml
+
+    witness = tmp_path / "elsewhere" / "checkpoints.jsonl"
+    policy = yaml.safe_load((home / "policy.yaml").read_text())
+    policy["witnesses"] = [str(witness)]
+    (home / "policy.yaml").write_text(yaml.safe_dump(policy))
+    assert run("policy", "apply", str(home / "policy.yaml"), "--by", "dan", home=home).returncode == 0
+    assert run("rollback", "--to", "1", "--by", "bob", home=home).returncode == 0
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    with sqlite3.connect(home / "ledger.db") as db:  # back to entry 5, and MLflow with it
+        db.execute("DELETE FROM ledger_entries WHERE seq > 5")
+        cp5 = db.execute("SELECT envelope FROM checkpoints WHERE seq = 5").fetchone()[0]
+    client.set_registered_model_tag("weightgate-model", "weightgate.checkpoint", cp5.decode())
+    pinned = {"WEIGHTGATE_WITNESSES": str(witness)}
+    r = run("ledger", "verify", home=home, env=pinned)
+    assert r.returncode == 1 and "checkpoint of ledger entry 7" in r.stderr
+    r = run("rollback", "--to", "0", "--by", "bob", home=home, env=pinned)  # and no fork is written on it
+    assert r.returncode == 1 and len(_rows(home)) == 5
