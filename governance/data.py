@@ -138,13 +138,13 @@ def load_jsonl(path: Path, allow_empty: bool = False) -> list[DataRecord]:
         except json.JSONDecodeError as exc:
             errors.append(f"line {n}: not JSON ({exc.msg} at column {exc.colno})")
             continue
-        except ValueError as exc:  # NaN/Infinity, an integer too long, a lone surrogate, deep nesting
-            errors.append(f"line {n}: {str(exc).splitlines()[0]}")
-            continue
         except ValidationError as exc:
             first = exc.errors()[0]
             loc = ".".join(str(p) for p in first["loc"])
             errors.append(f"line {n}: {loc + ': ' if loc else ''}{first['msg'].removeprefix('Value error, ')}")
+            continue
+        except ValueError as exc:  # NaN/Infinity, an integer too long, a lone surrogate, deep nesting
+            errors.append(f"line {n}: {str(exc).splitlines()[0]}")
             continue
         prior = seen.get(rec.id)
         if prior is not None and prior.record_hash != rec.record_hash:

@@ -166,7 +166,7 @@ def test_tampered_proposal_is_refused(store, base_model, full_candidate, update_
     p = propose(store, str(base_model), full_candidate, update_data, "alice", "alice-passphrase")
     data = store.proposals_dir / p.id / "data.jsonl"
     data.write_bytes(data.read_bytes().replace(b"capital", b"Capital", 1))
-    with pytest.raises(VerificationError, match="does not match its signed digest"):
+    with pytest.raises(VerificationError, match="is not the data its proposer signed"):
         check(store, p.id)
     env = store.proposals_dir / p.id / "manifest.dsse.json"
     raw = bytearray(env.read_bytes())

@@ -5,6 +5,7 @@ import hashlib
 import pytest
 
 from governance.data import load_jsonl
+from governance.errors import VerificationError
 from governance.proposals import ProposalStore
 from tests.update_pipeline.test_ledger_flow import promote_chain
 from update_pipeline.audit import verify_store
@@ -88,9 +89,13 @@ def test_forget_a_record(store, base_model, tmp_path):
     m = _manifest(store, done.proposal.id)
     assert m["candidate"]["files"]["model.safetensors"] == sha(c / "model.safetensors")
     assert victim.record_hash not in {h for _, h in m["data"]["record_hashes"]}
-    # the promoted proposal's own copy was redacted and still verifies against its signature
-    ProposalStore(store.proposals_dir, Weightgate(store).root()).load(
-        next(p.name for p in store.proposals_dir.iterdir() if (p / "redactions.json").exists()))
+    # the promoted proposal's own copy was redacted and still verifies against its signature, for reading;
+    # it can never be checked or promoted again in that state
+    redacted = next(p.name for p in store.proposals_dir.iterdir() if (p / "redactions.json").exists())
+    proposals = ProposalStore(store.proposals_dir, Weightgate(store).root())
+    proposals.load(redacted, redacted_ok=True)
+    with pytest.raises(VerificationError, match="not the data its proposer signed"):
+        proposals.load(redacted)
     with pytest.raises(Exception, match="no promoted update"):
         Weightgate(store).forget(None, secret, by="olga", proposer="alice")
 
