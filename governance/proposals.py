@@ -3,7 +3,7 @@
     proposals/ID/
       manifest.dsse.json   the manifest as an in-toto statement, signed by the proposer
       data.jsonl           the update data, byte for byte as proposed
-      lineage.json         where the proposal lives in MLflow (run id); not signed
+      lineage.json         where the proposal lives in MLflow (run id, logged first); not signed
       reports/N.dsse.json  gate reports, signed by the gate runner, newest last
 
 A proposal directory is created under a temporary name and renamed into place, so a
@@ -88,7 +88,9 @@ class ProposalStore:
         self.root = root
         self.trust = trust
 
-    def create(self, envelope: bytes, data_file: Path) -> str:
+    def create(self, envelope: bytes, data_file: Path, lineage: dict[str, str]) -> str:
+        """Write the proposal (with where its MLflow run is) under a temporary name and rename it into place:
+        a kill leaves the whole proposal or none of it."""
         pid = proposal_id(envelope)
         final = self.root / pid
         if final.exists():
@@ -99,6 +101,7 @@ class ProposalStore:
             (tmp / "reports").mkdir()
             (tmp / "manifest.dsse.json").write_bytes(envelope)
             shutil.copyfile(data_file, tmp / "data.jsonl")
+            (tmp / "lineage.json").write_text(json.dumps(lineage, indent=2) + "\n")
             os.replace(tmp, final)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -156,12 +159,6 @@ class ProposalStore:
         tmp.write_bytes(b"".join(json.dumps(r.to_json(), sort_keys=True).encode() + b"\n" for r in kept))
         red.write_text(json.dumps(sorted(done | removed)) + "\n")
         tmp.replace(pdir / "data.jsonl")
-
-    def set_lineage(self, pid: str, info: dict[str, str]) -> None:
-        path = self.root / pid / "lineage.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(info, indent=2) + "\n")
-        tmp.replace(path)
 
     def add_report(self, pid: str, envelope: bytes) -> Path:
         return _append_file(self.root / pid / "reports", "", envelope)

@@ -71,17 +71,33 @@ def lora_candidate(tmp_path_factory: pytest.TempPathFactory, base_model: Path, u
     return out
 
 
-@pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+@pytest.fixture(scope="session")
+def _trusted_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One initialised store with keys and a trust root, made once; each test gets a copy (paths in a store
+    are computed from where it lives, so a copy is a store of its own)."""
     import policies
+    from governance.store import Store
+
+    mp = pytest.MonkeyPatch()
+    mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+    s = Store.locate(tmp_path_factory.mktemp("template") / "home")
+    s.init(policies.path("default"))
+    trusted_store(s)
+    mp.undo()
+    return s.home
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _trusted_template: Path):
+    import shutil
+
     from governance.store import Store
 
     for name, secret in PASSPHRASES.items():
         monkeypatch.setenv(f"WEIGHTGATE_PASSPHRASE_{name.upper()}", secret)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    s = Store.locate(tmp_path / "home")
-    s.init(policies.path("default"))
-    return trusted_store(s)
+    shutil.copytree(_trusted_template, tmp_path / "home")
+    return Store.locate(tmp_path / "home")
 
 
 def trusted_store(s):

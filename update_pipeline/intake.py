@@ -6,7 +6,7 @@ the store exactly as it was.
 
 from __future__ import annotations
 
-import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,9 +14,10 @@ from typing import Any
 
 from governance.blobs import BlobStore
 from governance.data import DataRecord, load_jsonl, merkle_root
-from governance.errors import InputError
+from governance.errors import InputError, UsageError
 from governance.keys import KeyRing
 from governance.lineage import Lineage
+from governance.proposals import proposal_id
 from governance.signing import sha256_hex, sign_envelope, statement
 from governance.store import Store
 from update_pipeline import refs
@@ -95,20 +96,18 @@ def propose(store: Store, base_ref: str, candidate: Path, data: Path, by: str, p
     subjects["data.jsonl"] = manifest["data"]["sha256"]
     envelope = sign_envelope(statement(subjects, "Proposal/v1", manifest), signer.key, signer.keyid)
 
+    pid = proposal_id(envelope)
+    if (store.proposals_dir / pid).exists():
+        raise UsageError(f"proposal {pid} already exists")
     blobs = BlobStore(store.blobs_dir)
     for name, path in to_store.items():
         blobs.put_file(path, {**cand["files"], **cand["config_files"]}[name])
-    pid = proposals.create(envelope, data)
-    try:
-        run_id = _log(store, pid, manifest, records, tracking_uri)
-    except Exception:
-        shutil.rmtree(store.proposals_dir / pid, ignore_errors=True)
-        raise
-    proposals.set_lineage(pid, {"run_id": run_id, "tracking_uri": store.tracking_uri(tracking_uri)})
+    run_id = _log(store, pid, manifest, records, envelope, tracking_uri)  # a kill here leaves only a stray run
+    proposals.create(envelope, data, {"run_id": run_id, "tracking_uri": store.tracking_uri(tracking_uri)})
     return Proposed(pid, run_id, cand["kind"], sha256_hex(envelope))
 
 
-def _log(store: Store, pid: str, manifest: dict[str, Any], records: list[DataRecord],
+def _log(store: Store, pid: str, manifest: dict[str, Any], records: list[DataRecord], envelope: bytes,
          tracking_uri: str | None) -> str:
     import pandas as pd
 
@@ -117,12 +116,15 @@ def _log(store: Store, pid: str, manifest: dict[str, Any], records: list[DataRec
     pdir = store.proposals_dir / pid
     params = {"base": manifest["base"]["ref"], "candidate_kind": manifest["candidate"]["kind"],
               "data_merkle_root": manifest["data"]["merkle_root"], "proposer": manifest["proposer"],
-              "manifest_digest": sha256_hex((pdir / "manifest.dsse.json").read_bytes()),
+              "manifest_digest": sha256_hex(envelope),
               "records": manifest["data"]["records"], "note": manifest["note"]}
     delta = manifest["delta"]
     metrics = {"delta.total_l2": delta["total_l2"], "delta.changed_tensors": delta["changed_tensors"],
                "data.records": manifest["data"]["records"]}
     metrics.update({f"delta.l2.{n}": s["l2"] for n, s in delta["tensors"].items()})
     lineage = Lineage(store.tracking_uri(tracking_uri), store.artifacts_dir)
-    return lineage.log_proposal(pid, params, metrics, {"proposal": pdir / "manifest.dsse.json"}, frame,
-                                manifest["data"]["merkle_root"], str(pdir / "data.jsonl"))
+    with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
+        signed = Path(tmp) / "manifest.dsse.json"
+        signed.write_bytes(envelope)
+        return lineage.log_proposal(pid, params, metrics, {"proposal": signed}, frame,
+                                    manifest["data"]["merkle_root"], str(pdir / "data.jsonl"))

@@ -1,6 +1,7 @@
 """The spine end to end: propose each kind of candidate, check it, read it back from MLflow."""
 
 import json
+import shutil
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -174,3 +175,35 @@ def test_tampered_proposal_is_refused(store, base_model, full_candidate, update_
     env.write_bytes(bytes(raw))
     with pytest.raises(VerificationError):
         check(store, p.id)
+
+
+def test_a_kill_during_propose_leaves_all_or_nothing(store, base_model, full_candidate, update_data):
+    """The MLflow run is logged first and the proposal folder, lineage included, renamed into place last:
+    a proposal never exists without its lineage."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "WEIGHTGATE_HOME": str(store.home)}
+    cmd = [sys.executable, "-m", "update_pipeline.cli", "propose", "--base", str(base_model), "--candidate",
+           str(full_candidate), "--data", str(update_data), "--by", "alice"]
+    timing = store.home.parent / "timing"
+    shutil.copytree(store.home, timing)
+    start = time.monotonic()
+    assert subprocess.run(cmd, env={**env, "WEIGHTGATE_HOME": str(timing)}, capture_output=True).returncode == 0
+    total = time.monotonic() - start
+    for frac in (0.3, 0.5, 0.7, 0.8, 0.9, 0.95):
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        time.sleep(total * frac)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=60)
+        for d in store.proposals_dir.glob("prop-*"):
+            assert (d / "lineage.json").is_file() and (d / "manifest.dsse.json").is_file(), d
+        shutil.rmtree(store.proposals_dir)
+        store.proposals_dir.mkdir()
