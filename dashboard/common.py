@@ -39,11 +39,12 @@ def keys(*roles: str) -> dict[str, str]:
     return out
 
 
-def service(passphrase: str | None):  # noqa: ANN201
-    """The same service API the command line uses, unlocking keys with the passphrase typed on the page."""
+def service(passphrase: str | None, others: dict[str, str] | None = None):  # noqa: ANN201
+    """The same service API the command line uses, unlocking keys with the passphrases typed on the page
+    (`others`: name -> passphrase for a second key, e.g. the proposer of a replay)."""
     from update_pipeline.service import Weightgate
 
-    return Weightgate(store(), passphrase=lambda _name: passphrase or None)
+    return Weightgate(store(), passphrase=lambda name: (others or {}).get(name) or passphrase or None)
 
 
 def signer_fields(label: str, roles: tuple[str, ...], key: str) -> tuple[str | None, str]:

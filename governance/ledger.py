@@ -256,3 +256,21 @@ def policy_in_force(entries: list[Entry], seq: int | None = None) -> dict[str, A
         if e.predicate["action"] == "policy":
             found = e.predicate["policy"]
     return found
+
+
+def check_origin(entries: list[Entry], origin: dict[str, Any] | None, where: str) -> None:
+    """A proposal that says it was made by unlearning (and so is judged more leniently) must name the signed
+    revert or forget entry that asked for it, and say what that entry says."""
+    if origin is None:
+        return
+    seq = origin.get("entry")
+    e = entries[seq - 1] if isinstance(seq, int) and 1 <= seq <= len(entries) else None
+    kind = "revert" if "revert" in origin else "forget" if "forget" in origin else None
+    if e is None or kind is None or e.predicate["action"] != kind:
+        raise VerificationError(f"{where}: says it was made by unlearning ({kind or 'unknown'}) but names no signed "
+                                f"{kind or 'revert/forget'} ledger entry (entry {seq!r})")
+    p = e.predicate
+    same = ((p["target"], p["method"]) == (origin["revert"], origin.get("method")) if kind == "revert"
+            else p["removed"] == origin["forget"])
+    if not same or p.get("replayed", origin.get("replayed")) != origin.get("replayed", p.get("replayed")):
+        raise VerificationError(f"{where}: its origin does not match ledger entry {seq} ({kind})")

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from governance.errors import VerificationError
 
 Role = Literal["root", "proposer", "approver", "operator", "auditor", "gate"]
-Action = Literal["root", "policy", "genesis", "promote", "rollback", "forget"]
+Action = Literal["root", "policy", "genesis", "promote", "rollback", "forget", "revert"]
 
 
 class _Strict(BaseModel):
@@ -114,9 +114,19 @@ class ForgetEntry(_Entry):
     redacted: list[dict[str, Any]]
 
 
+class RevertEntry(_Entry):
+    """A signed request to unlearn one update; the replay proposal's origin names this entry."""
+
+    action: Literal["revert"]
+    target: int
+    method: Literal["exact", "approximate"]
+    start: int | None
+    replayed: list[int]
+
+
 ENTRY_MODELS: dict[str, type[_Entry]] = {"root": RootEntry, "policy": PolicyEntry, "genesis": GenesisEntry,
                                          "promote": PromoteEntry, "rollback": RollbackEntry,
-                                         "forget": ForgetEntry}
+                                         "forget": ForgetEntry, "revert": RevertEntry}
 
 
 class Checkpoint(_Strict):

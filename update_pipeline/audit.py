@@ -93,6 +93,9 @@ def _deep(store: Store, ledger: Ledger, entries: list[Entry], e: Entry, where: s
         for v in (pred["version"], pred["from"]):
             if v not in made:
                 raise VerificationError(f"{where}: refers to ledger:{v}, which does not exist before it")
+    elif action == "revert":
+        if pred["target"] not in made:
+            raise VerificationError(f"{where}: reverts ledger:{pred['target']}, which does not exist before it")
     elif action == "forget":
         for r in pred["redacted"]:
             if r["version"] not in made:

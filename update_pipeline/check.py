@@ -120,12 +120,14 @@ def _kind_result(proposal: Proposal, allowed: list[str]) -> GateResult:
 
 
 def check(store: Store, ref: str, policy_path: Path | None = None, tracking_uri: str | None = None) -> Checked:
+    from governance.ledger import check_origin
     from update_pipeline.promote import trusted
 
-    _, _, root, proposals = trusted(store)
+    _, entries, root, proposals = trusted(store)
     gate = KeyRing(store.keys_dir).gate_signer()
     root.allow("report", [gate])
     proposal = proposals.load(ref)
+    check_origin(entries, proposal.manifest.get("origin"), proposal.id)  # before any gate judges it leniently
     policy = load_policy(policy_path or store.policy_path)
     gates = build_gates(policy)
     base = functools.cache(lambda: verified_base(store, proposal, tracking_uri))

@@ -98,16 +98,19 @@ def _print_unlearned(done) -> None:  # noqa: ANN001
 
 def revert(
     version: int,
-    by: Annotated[str, typer.Option(help="Proposer key for the resulting proposal.")],
+    by: Annotated[str, typer.Option(help="Approver or operator key that signs the revert request.")],
     exact: Annotated[bool, typer.Option("--exact/--approximate",
                                         help="Replay later updates without it, or subtract its delta.")] = True,
+    proposer: Annotated[str | None, typer.Option(help="Proposer key for the resulting proposal [default: --by].")
+                        ] = None,
 ) -> None:
-    """Unlearn one update: propose the champion without ledger:VERSION (then check, approve, promote)."""
+    """Unlearn one update: a signed revert request in the ledger, then a proposal of the champion without
+    ledger:VERSION (check, approve and promote it as any other)."""
     from update_pipeline import unlearn
 
     svc = shared.service()
     typer.echo(f"plan: {unlearn.plan_revert(svc.store, version, exact).describe()}", err=True)
-    _print_unlearned(svc.revert(version, exact, by))
+    _print_unlearned(svc.revert(version, exact, by, proposer))
 
 
 def forget(

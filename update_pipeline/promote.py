@@ -20,7 +20,7 @@ from governance import approvals as decisions
 from governance.blobs import BlobStore
 from governance.errors import CheckFailed, UsageError, VerificationError
 from governance.keys import Signer
-from governance.ledger import Entry, Ledger, champion, current_root, policy_in_force, versions
+from governance.ledger import Entry, Ledger, champion, check_origin, current_root, policy_in_force, versions
 from governance.lineage import Lineage
 from governance.proposals import Proposal, ProposalStore
 from governance.signing import sha256_hex
@@ -129,6 +129,7 @@ def promote(store: Store, ref: str, signers: list[Signer], tracking_uri: str | N
         proposal = proposals.load(ref)
         if any((e.predicate.get("proposal") or {}).get("id") == proposal.id for e in entries):
             raise UsageError(f"proposal {proposal.id} is already promoted")
+        check_origin(entries, proposal.manifest.get("origin"), proposal.id)
         report_env, report = _report(proposals, proposal)
         if report["verdict"] != "pass":
             raise CheckFailed(f"proposal {proposal.id} failed its check: {', '.join(report['failed_gates'])}")

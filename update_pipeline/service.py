@@ -141,10 +141,12 @@ class Weightgate:
 
         return rollback(self.store, version, self.signers(by), self.tracking_uri, reason)
 
-    def revert(self, version: int, exact: bool, by: str) -> Any:
+    def revert(self, version: int, exact: bool, by: str, proposer: str | None = None) -> Any:
         from update_pipeline.unlearn import revert
 
-        return revert(self.store, version, exact, by, self.passphrase(by), self.tracking_uri)
+        signer = self.signers(by)[0]
+        who = proposer or by
+        return revert(self.store, version, exact, signer, proposer, self.passphrase(who), self.tracking_uri)
 
     def forget(self, record_id: str | None, text: str | None, by: str, proposer: str | None = None) -> Any:
         from update_pipeline.unlearn import forget

@@ -142,13 +142,17 @@ def _approximate(store: Store, entries: list, version: int, dest: Path) -> Path:
     return dest
 
 
-def revert(store: Store, version: int, exact: bool, by: str | None, passphrase: str | None,
+def revert(store: Store, version: int, exact: bool, signer: Signer, by: str | None, passphrase: str | None,
            tracking_uri: str | None = None) -> Unlearned:
+    """Build the model without ledger:VERSION, record the signed request (a revert entry by `signer`, an
+    approver or operator), then propose the result, signed by the proposer key `by` (default: `signer`),
+    with an origin naming that entry."""
     plan = plan_revert(store, version, exact)
     ledger = ledger_of(store)
     entries = ledger.entries()
-    if by is None:
-        raise UsageError("say which proposer key signs the revert proposal with --by")
+    root = current_root(entries)
+    root.allow("revert", [signer])
+    by = replay_proposer(root, signer, by)
     with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
         work = Path(tmp)
         base_ref = f"ledger:{champion(entries)}"
@@ -164,6 +168,14 @@ def revert(store: Store, version: int, exact: bool, by: str | None, passphrase: 
             data.write_text("")
             later, origin = [], {"revert": version, "method": "approximate", "approximate": True}
             note = f"APPROXIMATE revert of ledger:{version} (task-vector negation)"
+        with ledger.lock():
+            entries = ledger.entries()
+            champ = champion(entries)
+            entry = witnesses.append(store, ledger, entries, {
+                "action": "revert", "version": champ, "champion": champ, "target": version,
+                "method": origin["method"], "start": origin.get("start"), "replayed": later},
+                {f"revert-{version}": _digest([str(version), origin["method"]])}, [signer], tracking_uri)
+        origin["entry"] = entry.seq
         proposed = propose(store, base_ref, result, data, by, passphrase, note, tracking_uri, origin)
     return Unlearned(proposed, origin["method"], [version], later)
 
@@ -246,6 +258,7 @@ def _redact_copies(store: Store, entries: list, removed: set[str], hits: dict[in
 
 def _replay_without(store: Store, ledger: Ledger, entries: list, affected: list[int], removed: list[str],
                     by: str | None, passphrase: str | None, tracking_uri: str | None) -> Unlearned:
+    """The exact replay without the removed records; its origin names the forget entry (the last one)."""
     plan = _forget_plan(entries, affected, len(removed))
     if plan.start is None:
         return Unlearned(None, "exact", affected, [], removed, plan.problem)
@@ -255,7 +268,7 @@ def _replay_without(store: Store, ledger: Ledger, entries: list, affected: list[
             result, data, _ = replay(store, ledger, entries, start, todo, Path(tmp))
         except UsageError as exc:
             return Unlearned(None, "exact", affected, [], removed, str(exc))
-        origin = {"forget": removed, "method": "exact", "start": start, "replayed": todo}
+        origin = {"forget": removed, "method": "exact", "start": start, "replayed": todo, "entry": len(entries)}
         note = f"forget {len(removed)} record(s): replayed {todo} from ledger:{start} without them"
         proposed = propose(store, f"ledger:{champion(entries)}", result, data, by, passphrase, note,
                            tracking_uri, origin)

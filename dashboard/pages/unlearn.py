@@ -53,11 +53,14 @@ with rev:
         if plan is not None:
             (st.warning if plan.problem or not exact else st.info)(f"Plan: {plan.describe()}. The result is a new "
                                                                    "proposal: it must pass the gates and be approved.")
-            by, passphrase = signer_fields("Proposer key for the resulting proposal", ("proposer",), "rev")
+            by, passphrase = signer_fields("Sign the revert request with key (approver or operator; it also signs "
+                                           "the proposal when it may propose)", ("approver", "operator"), "rev")
+            proposer, proposer_pass = signer_fields("Proposer key for the replay proposal", ("proposer",), "rev-prop")
             ok = confirm(f"revert ledger:{version}", "rev-confirm") and by is not None
             if st.button("Propose the revert", disabled=not ok or bool(plan.problem), type="primary"):
                 with st.spinner("replaying recorded recipes" if exact else "subtracting the update's change"):
-                    done = attempt(lambda: service(passphrase).revert(version, exact, by))
+                    done = attempt(lambda: service(passphrase, {proposer: proposer_pass} if proposer else None)
+                                   .revert(version, exact, by, proposer))
                 if done is not None and done.proposal:
                     st.success(f"proposed {done.proposal.id} ({done.method}); check it, then approve it")
 
@@ -73,10 +76,13 @@ with forg:
                 "destroyed) and from every plaintext copy; the replay becomes a new proposal.")
             by, passphrase = signer_fields("Sign the forget with key (approver or operator; it also signs the "
                                            "replay proposal when it may propose)", ("approver", "operator"), "forget")
+            proposer, proposer_pass = signer_fields("Proposer key for the replay proposal", ("proposer",),
+                                                    "forget-prop")
             ok = confirm("forget", "forget-confirm") and by is not None
             if st.button("Forget and propose the replay", disabled=not ok, type="primary"):
                 with st.spinner("crypto-shredding and replaying"):
-                    done = attempt(lambda: service(passphrase).forget(record_id, text, by))
+                    done = attempt(lambda: service(passphrase, {proposer: proposer_pass} if proposer else None)
+                                   .forget(record_id, text, by, proposer))
                 if done is not None:
                     st.success(f"removed {len(done.removed)} record(s) from ledger:{done.affected}; "
                                + (f"proposed {done.proposal.id}" if done.proposal else f"no replay: {done.problem}"))

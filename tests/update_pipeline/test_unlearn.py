@@ -10,9 +10,9 @@ from governance.proposals import ProposalStore
 from tests.update_pipeline.test_ledger_flow import promote_chain
 from update_pipeline.audit import verify_store
 from update_pipeline.check import check
+from update_pipeline.promote import ledger_of
 from update_pipeline.service import Weightgate
 from update_pipeline.train import train_update
-from update_pipeline.unlearn import revert
 
 
 def sha(path):
@@ -33,10 +33,12 @@ def _through(store, pid):
 
 def test_exact_revert_equals_training_without_it(store, base_model, tmp_path):
     promote_chain(store, base_model, tmp_path, n=3)
-    done = revert(store, 2, exact=True, by="alice", passphrase="alice-passphrase")
+    done = Weightgate(store).revert(2, True, by="olga", proposer="alice")
     assert done.method == "exact" and done.replayed == [3]
     m = _manifest(store, done.proposal.id)
-    assert m["origin"] == {"revert": 2, "method": "exact", "start": 1, "replayed": [3]}
+    entry = len(ledger_of(store).entries())  # the signed revert request the origin names
+    assert m["origin"] == {"revert": 2, "method": "exact", "start": 1, "replayed": [3], "entry": entry}
+    assert ledger_of(store).entries()[-1].predicate["action"] == "revert"
 
     # train the first and third updates alone, as a user would have without the second
     first, third = tmp_path / "alone1", tmp_path / "alone3"
@@ -55,7 +57,7 @@ def test_approximate_revert_is_labelled(store, base_model, tmp_path):
     from mlflow import MlflowClient
 
     promote_chain(store, base_model, tmp_path, n=2)
-    done = revert(store, 1, exact=False, by="alice", passphrase="alice-passphrase")
+    done = Weightgate(store).revert(1, False, by="olga", proposer="alice")
     m = _manifest(store, done.proposal.id)
     assert m["origin"]["approximate"] is True and m["note"].startswith("APPROXIMATE")
     assert m["data"]["records"] == 0
@@ -65,7 +67,7 @@ def test_approximate_revert_is_labelled(store, base_model, tmp_path):
     assert mv.tags["weightgate.ledger_version"] == str(version) and mv.tags["weightgate.approximate"] == "true"
     # exact replay across an approximate version is refused, not faked
     with pytest.raises(Exception, match="no training recipe|itself a replay"):
-        revert(store, 2, exact=True, by="alice", passphrase="alice-passphrase")
+        Weightgate(store).revert(2, True, by="olga", proposer="alice")
 
 
 def test_forget_a_record(store, base_model, tmp_path):
@@ -106,10 +108,25 @@ def test_cli_prints_the_plan_before_acting(store, base_model, tmp_path):
 
     promote_chain(store, base_model, tmp_path, n=2)
     r = subprocess.run([sys.executable, "-m", "update_pipeline.cli", "--home", str(store.home), "revert", "1",
-                        "--exact", "--by", "alice"], capture_output=True, text=True, timeout=300)
+                        "--exact", "--by", "olga", "--proposer", "alice"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "plan: replay the recorded recipes of [2] from ledger:0 (exact" in r.stderr
     assert "new proposal prop-" in r.stdout
     r = subprocess.run([sys.executable, "-m", "update_pipeline.cli", "--home", str(store.home), "forget",
                         "--text", "no such text", "--by", "olga"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "no promoted update's data contains that record" in r.stderr
+
+
+def test_origin_must_name_a_signed_request(store, base_model, full_candidate, tmp_path):
+    """A proposer who writes 'origin: revert' into their own manifest (to get empty data accepted and the
+    history scans skipped) is refused by check: no signed revert entry asked for it."""
+    from governance.errors import VerificationError
+    from update_pipeline.intake import propose
+
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    for origin in ({"revert": 1, "method": "approximate", "approximate": True},
+                   {"revert": 1, "method": "approximate", "approximate": True, "entry": 1}):
+        p = propose(store, str(base_model), full_candidate, empty, "alice", "alice-passphrase", origin=origin)
+        with pytest.raises(VerificationError, match="names no signed revert ledger entry"):
+            check(store, p.id)
