@@ -159,14 +159,23 @@ def test_replaced_database_is_caught_by_a_file_witness_outside_the_store(home, t
     assert r.returncode == 1 and f"witness file {witness}" in r.stderr and "entry 7" in r.stderr
 
 
-def test_alias_drift_is_caught(home):
+def _mlflow(home):
     from mlflow import MlflowClient
 
     uri = f"sqlite:///{home / 'mlflow.db'}"
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _champion_to_base(client):
+    """Point @champion at the registered version of ledger:0; return that version."""
     v0 = next(mv for mv in client.search_model_versions("name = 'weightgate-model'")
               if mv.tags["weightgate.ledger_version"] == "0")
     client.set_registered_model_alias("weightgate-model", "champion", v0.version)
+    return v0
+
+
+def test_alias_drift_is_caught(home):
+    _champion_to_base(_mlflow(home))
     r = run("ledger", "verify", home=home)
     assert r.returncode == 1 and "@champion serves registered version" in r.stderr and "(tagged ledger:0)" in r.stderr
     assert "ledger's champion ledger:2" in r.stderr
@@ -294,13 +303,8 @@ def test_swapped_key_file_before_add_key_is_caught(home, tmp_path):
 
 def test_served_model_must_be_the_champion(home):
     """@champion pointed at the base, its version re-tagged as the champion: the served bytes give it away."""
-    from mlflow import MlflowClient
-
-    uri = f"sqlite:///{home / 'mlflow.db'}"
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    v0 = next(mv for mv in client.search_model_versions("name = 'weightgate-model'")
-              if mv.tags["weightgate.ledger_version"] == "0")
-    client.set_registered_model_alias("weightgate-model", "champion", v0.version)
+    client = _mlflow(home)
+    v0 = _champion_to_base(client)
     client.set_model_version_tag("weightgate-model", v0.version, "weightgate.ledger_version", "2")
     r = run("ledger", "verify", home=home)
     assert r.returncode == 1 and "are not those of the ledger's champion" in r.stderr
@@ -308,10 +312,7 @@ def test_served_model_must_be_the_champion(home):
 
 def test_mlflow_moved_back_one_write(home):
     """After a rollback, MLflow's checkpoint and alias are set back to the previous (signed) state."""
-    from mlflow import MlflowClient
-
-    uri = f"sqlite:///{home / 'mlflow.db'}"
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = _mlflow(home)
     before = client.get_registered_model("weightgate-model").tags["weightgate.checkpoint"]
     alias = client.get_model_version_by_alias("weightgate-model", "champion").version
     assert run("rollback", "--to", "0", "--by", "bob", home=home).returncode == 0
@@ -363,10 +364,7 @@ def test_witness_pinned_outside_the_store_survives_cutting_the_policy(home, tmp_
     (home / "policy.yaml").write_text(yaml.safe_dump(policy))
     assert run("policy", "apply", str(home / "policy.yaml"), "--by", "dan", home=home).returncode == 0
     assert run("rollback", "--to", "1", "--by", "bob", home=home).returncode == 0
-    from mlflow import MlflowClient
-
-    uri = f"sqlite:///{home / 'mlflow.db'}"
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = _mlflow(home)
     with sqlite3.connect(home / "ledger.db") as db:  # back to entry 5, and MLflow with it
         db.execute("DELETE FROM ledger_entries WHERE seq > 5")
         cp5 = db.execute("SELECT envelope FROM checkpoints WHERE seq = 5").fetchone()[0]
