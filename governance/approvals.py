@@ -57,8 +57,8 @@ def sign_decision(root: Root, signer: Signer, proposal_id: str, proposer: str, r
 def count(envelopes: list[tuple[str, bytes]], root: Root, proposal_id: str, proposer: str,
           report_digest: str, threshold: int) -> ApprovalStatus:
     """Tally decisions (where, envelope bytes) for this proposal's current report, judged against `root`."""
-    approved: dict[str, str] = {}
-    rejected: dict[str, str] = {}
+    approved: set[str] = set()
+    rejected: set[str] = set()
     refused: list[str] = []
     for where, env in envelopes:
         try:
@@ -72,6 +72,5 @@ def count(envelopes: list[tuple[str, bytes]], root: Root, proposal_id: str, prop
         except (UsageError, VerificationError) as exc:
             refused.append(str(exc) if where in str(exc) else f"{where}: {exc}")
             continue
-        decision = pred.get("decision")
-        (approved if decision == "approve" else rejected)[names[0]] = names[0]
+        (approved if pred.get("decision") == "approve" else rejected).add(names[0])
     return ApprovalStatus(threshold, tuple(sorted(approved)), tuple(sorted(rejected)), tuple(refused))

@@ -93,8 +93,10 @@ class Ledger:
         self._engine: Engine | None = None
 
     @classmethod
-    def of(cls, store: Any) -> Ledger:
-        return cls(store.ledger_url, store.lock_path, pinned_anchor(store.config().get("root_fingerprint")))
+    def of(cls, store: Any, anchor: str | None = None) -> Ledger:
+        """The store's ledger, anchored on `anchor`, else on the pinned or recorded root fingerprint."""
+        return cls(store.ledger_url, store.lock_path,
+                   anchor or pinned_anchor(store.config().get("root_fingerprint")))
 
     @property
     def engine(self) -> Engine:

@@ -35,10 +35,11 @@ def entry_blobs(pred: dict[str, Any]) -> set[str]:
     return out
 
 
-def verify_store(store: Store, deep: bool = False, tracking_uri: str | None = None) -> dict[str, Any]:
+def verify_store(store: Store, deep: bool = False, tracking_uri: str | None = None,
+                 anchor: str | None = None) -> dict[str, Any]:
     """The chain, every signature, every blob a ledger entry names, every blob in the store, the witnesses."""
     blobs = BlobStore(store.blobs_dir)
-    ledger = Ledger.of(store)
+    ledger = Ledger.of(store, anchor)
     entries = ledger.entries()
     if not entries:
         raise VerificationError("the ledger is empty: no trust root (run 'weightgate trust init')")
@@ -126,11 +127,8 @@ def _old_keys(entries: list[Entry], forget: Entry) -> set[str]:
     """Data keys a forget entry replaced (and so destroyed)."""
     from update_pipeline.replay import data_of
 
-    out = set()
-    for r in forget.predicate["redacted"]:
-        before = [x for x in entries if x.seq < forget.seq]
-        out.add(data_of(before, r["version"])["key_id"])
-    return out
+    before = entries[:forget.seq - 1]
+    return {data_of(before, r["version"])["key_id"] for r in forget.predicate["redacted"]}
 
 
 def export(store: Store, out: Path) -> Path:

@@ -64,11 +64,11 @@ def promote(proposal: str, by: Annotated[list[str], BY]) -> None:
     ledger entry, MLflow version, alias 'champion', signed checkpoint to the witnesses."""
     from rich.console import Console
 
-    svc = shared.service()
-    signers = svc.signers(by)
-    with Console(stderr=True).status("storing weights, appending to the ledger, registering in MLflow"):
-        from update_pipeline.promote import promote as do_promote
+    from update_pipeline.promote import promote as do_promote
 
+    svc = shared.service()
+    signers = svc.signers(by)  # passphrases asked before the spinner starts
+    with Console(stderr=True).status("storing weights, appending to the ledger, registering in MLflow"):
         done = do_promote(svc.store, proposal, signers, svc.tracking_uri)
     typer.echo(f"promoted {proposal} as ledger:{done.version} (champion); entry {done.entry[:16]}; "
                f"{done.status.describe()}")
@@ -158,11 +158,7 @@ def ledger_verify(
 ) -> None:
     """Walk the chain against its trust roots, every signature, every blob and the witnesses; exit 1 naming the
     first problem."""
-    import os
-
-    if root_fingerprint:
-        os.environ["WEIGHTGATE_ROOT_FINGERPRINT"] = root_fingerprint
-    s = shared.service().verify(deep)
+    s = shared.service().verify(deep, root_fingerprint)
     typer.echo(f"ledger verifies{' (deep)' if deep else ''}: {s['entries']} entries, {s['blobs']} blobs, "
                f"champion ledger:{s['champion']}, trust root v{s['root_version']} ({s['root_fingerprint'][:16]}); "
                f"witnesses: {', '.join(s['witnesses'])}")
@@ -182,11 +178,10 @@ def ledger_checkpoint(by: Annotated[list[str], BY]) -> None:
 @audit_app.command("export")
 def audit_export(out: Annotated[Path, typer.Option(help="Folder to write the bundle into (new or empty).")]) -> None:
     """Write ledger entries, attestations, public keys and a README for an auditor."""
+    from governance.ledger import Ledger
     from update_pipeline.audit import export
 
     path = export(shared.store(), out)
-    from governance.ledger import Ledger
-
     typer.echo(f"root fingerprint: {Ledger.of(shared.store()).root().fingerprint} (give it to the auditor out "
                "of band)", err=True)
     typer.echo(f"audit bundle written to {path}")

@@ -39,10 +39,6 @@ class Promoted:
     status: decisions.ApprovalStatus
 
 
-def ledger_of(store: Store) -> Ledger:
-    return Ledger.of(store)
-
-
 def trusted(store: Store) -> tuple[Ledger, list[Entry], Root, ProposalStore]:
     """The verified ledger, the trust root in force, and the proposals judged by it."""
     ledger = Ledger.of(store)
@@ -58,7 +54,7 @@ def _report(proposals: ProposalStore, proposal: Proposal) -> tuple[bytes, dict[s
     return latest
 
 
-def required_approvals(store: Store, entries: list[Entry]) -> int:
+def required_approvals(entries: list[Entry]) -> int:
     """The root's approval threshold, or the policy's if it asks for more."""
     ref = policy_in_force(entries)
     return max(current_root(entries).doc.thresholds.approvals, ref["approvals"] if ref else 1)
@@ -90,15 +86,18 @@ def status(store: Store, ref: str) -> decisions.ApprovalStatus:
     proposal = proposals.load(ref)
     envelope, _ = _report(proposals, proposal)
     return decisions.count(proposals.decisions(proposal), root, proposal.id, proposal.proposer,
-                           sha256_hex(envelope), required_approvals(store, entries))
+                           sha256_hex(envelope), required_approvals(entries))
 
 
-def _data_record(store: Store, ledger: Ledger, proposal: Proposal) -> dict[str, Any]:
-    from governance.errors import VerificationError
-
-    raw = proposal.data_path.read_bytes()  # read once, checked, then sealed: what was signed is what is kept
+def _signed_data(proposal: Proposal) -> bytes:
+    """The update data, read once and checked: what was signed is what is sealed."""
+    raw = proposal.data_path.read_bytes()
     if sha256_hex(raw) != proposal.manifest["data"]["sha256"]:
         raise VerificationError(f"{proposal.id}/data.jsonl is not the data its proposer signed")
+    return raw
+
+
+def _data_record(store: Store, ledger: Ledger, proposal: Proposal, raw: bytes) -> dict[str, Any]:
     blob, key, key_id = seal(BlobStore(store.blobs_dir), raw, proposal.id.encode())
     ledger.put_data_key(key_id, key)
     d = proposal.manifest["data"]
@@ -140,8 +139,7 @@ def promote(store: Store, ref: str, signers: list[Signer], tracking_uri: str | N
         tally = status(store, proposal.id)
         if not tally.met:
             raise CheckFailed(f"proposal {proposal.id}: {tally.describe()}")
-        if sha256_hex(proposal.data_path.read_bytes()) != proposal.manifest["data"]["sha256"]:
-            raise VerificationError(f"{proposal.id}/data.jsonl is not the data its proposer signed")
+        data = _signed_data(proposal)
         witnesses.check_witnesses(store, entries, tracking_uri, strict=False)
         base_dir = verified_base(store, proposal, tracking_uri)  # every byte used is hashed now, not trusted
         if champion(entries) is None:
@@ -169,7 +167,7 @@ def promote(store: Store, ref: str, signers: list[Signer], tracking_uri: str | N
                          "origin": proposal.manifest.get("origin"),
                          "approval_blobs": [blobs.put_bytes(e) for e in approvals_env],
                          "approvers": list(tally.approved_by), "threshold": tally.threshold},
-            "data": _data_record(store, ledger, proposal),
+            "data": _data_record(store, ledger, proposal, data),
             "recipe": _recipe(store, proposal, version),
         }
         entry = witnesses.append(store, ledger, entries, predicate, {f"version-{version}": _weights_digest(weights)},

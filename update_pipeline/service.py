@@ -155,7 +155,7 @@ class Weightgate:
         who = proposer or by
         return forget(self.store, record_id, text, signer, proposer, self.passphrase(who), self.tracking_uri)
 
-    def verify(self, deep: bool = False) -> dict[str, Any]:
+    def verify(self, deep: bool = False, anchor: str | None = None) -> dict[str, Any]:
         from update_pipeline.audit import verify_store
 
-        return verify_store(self.store, deep, self.tracking_uri)
+        return verify_store(self.store, deep, self.tracking_uri, anchor)

@@ -25,7 +25,6 @@ from governance.trust import RULES, Root
 from governance.vault import seal
 from update_pipeline import witnesses
 from update_pipeline.intake import Proposed, propose
-from update_pipeline.promote import ledger_of
 from update_pipeline.replay import data_of, lineage, read_data, replay, steps_of
 from update_pipeline.train import RECIPE
 from update_pipeline.versions import restore_version
@@ -64,7 +63,7 @@ class Plan:
 
 
 def plan_revert(store: Store, version: int, exact: bool) -> Plan:
-    ledger = ledger_of(store)
+    ledger = Ledger.of(store)
     entries = ledger.entries()
     chain = lineage(entries) if entries else []
     if version not in chain or version == 0:
@@ -106,7 +105,7 @@ def _forget_plan(entries: list, affected: list[int], records: int) -> Plan:
 
 
 def plan_forget(store: Store, record_id: str | None, text: str | None) -> Plan:
-    ledger = ledger_of(store)
+    ledger = Ledger.of(store)
     entries = ledger.entries()
     with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
         hits = _hits(store, ledger, entries, record_id, text, Path(tmp))
@@ -148,7 +147,7 @@ def revert(store: Store, version: int, exact: bool, signer: Signer, by: str | No
     approver or operator), then propose the result, signed by the proposer key `by` (default: `signer`),
     with an origin naming that entry."""
     plan = plan_revert(store, version, exact)
-    ledger = ledger_of(store)
+    ledger = Ledger.of(store)
     entries = ledger.entries()
     root = current_root(entries)
     root.allow("revert", [signer])
@@ -204,7 +203,7 @@ def forget(store: Store, record_id: str | None, text: str | None, signer: Signer
            passphrase: str | None, tracking_uri: str | None = None) -> Unlearned:
     """Crypto-shred the matching records (a ledger entry signed by `signer`, an approver or operator),
     then propose an exact replay without them, signed by the proposer key `by` (default: `signer`)."""
-    ledger = ledger_of(store)
+    ledger = Ledger.of(store)
     blobs = BlobStore(store.blobs_dir)
     with ledger.lock(), tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
         work = Path(tmp)

@@ -8,15 +8,16 @@ from typing import Any
 
 from governance.approvals import ApprovalStatus
 from governance.errors import WeightgateError
+from governance.ledger import Ledger
 from governance.proposals import Proposal
 from governance.signing import sha256_hex
 from governance.store import Store
-from update_pipeline.promote import ledger_of, status, trusted
+from update_pipeline.promote import status, trusted
 
 
 def _promoted(store: Store) -> dict[str, int]:
     """proposal id -> the ledger version that promoted it."""
-    return {e.predicate["proposal"]["id"]: e.predicate["version"] for e in ledger_of(store).entries()
+    return {e.predicate["proposal"]["id"]: e.predicate["version"] for e in Ledger.of(store).entries()
             if e.predicate["action"] == "promote"}
 
 
@@ -96,7 +97,7 @@ def queue(store: Store) -> list[ProposalView]:
 def ledger_rows(store: Store) -> list[dict[str, Any]]:
     """The ledger's entries, oldest first: what happened, to which version, approved by whom."""
     rows = []
-    for e in ledger_of(store).entries():
+    for e in Ledger.of(store).entries():
         p = e.predicate.get("proposal") or {}
         rows.append({"seq": e.seq, "action": e.predicate["action"], "version": e.predicate["version"],
                      "champion": e.predicate["champion"], "proposal": p.get("id"), "kind": p.get("kind"),

@@ -5,15 +5,14 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.common import attempt, confirm, service, signer_fields, store
-from governance.ledger import versions
-from update_pipeline.promote import ledger_of
+from governance.ledger import Ledger, versions
 from update_pipeline.replay import lineage
 from update_pipeline.unlearn import plan_forget, plan_revert
 from update_pipeline.views import ledger_rows
 
 st.title("Rollback, revert, forget")
 s = store()
-entries = attempt(lambda: ledger_of(s).entries()) or []
+entries = attempt(lambda: Ledger.of(s).entries()) or []
 champion = entries[-1].predicate["champion"] if entries else None
 if champion is None:
     st.info("The ledger holds no versions yet: there is nothing to roll back or unlearn.")

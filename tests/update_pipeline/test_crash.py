@@ -10,14 +10,13 @@ import time
 import pytest
 
 from governance.data import load_jsonl
-from governance.ledger import champion
+from governance.ledger import Ledger, champion
 from tests.conftest import PASSPHRASES, write_jsonl
 from tests.update_pipeline.test_ledger_flow import promote_chain
 from update_pipeline import refs, world
 from update_pipeline.audit import verify_store
 from update_pipeline.check import check
 from update_pipeline.intake import propose
-from update_pipeline.promote import ledger_of
 from update_pipeline.service import Weightgate
 from update_pipeline.train import train_update
 
@@ -35,7 +34,7 @@ def _promote_cmd(pid):
 
 
 def _champion(store):
-    return champion(ledger_of(store).entries())
+    return champion(Ledger.of(store).entries())
 
 
 def _verify_after_kill(s):

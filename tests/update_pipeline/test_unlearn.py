@@ -6,11 +6,11 @@ import pytest
 
 from governance.data import load_jsonl
 from governance.errors import VerificationError
+from governance.ledger import Ledger
 from governance.proposals import ProposalStore
 from tests.update_pipeline.test_ledger_flow import promote_chain
 from update_pipeline.audit import verify_store
 from update_pipeline.check import check
-from update_pipeline.promote import ledger_of
 from update_pipeline.service import Weightgate
 from update_pipeline.train import train_update
 
@@ -36,9 +36,9 @@ def test_exact_revert_equals_training_without_it(store, base_model, tmp_path):
     done = Weightgate(store).revert(2, True, by="olga", proposer="alice")
     assert done.method == "exact" and done.replayed == [3]
     m = _manifest(store, done.proposal.id)
-    entry = len(ledger_of(store).entries())  # the signed revert request the origin names
+    entry = len(Ledger.of(store).entries())  # the signed revert request the origin names
     assert m["origin"] == {"revert": 2, "method": "exact", "start": 1, "replayed": [3], "entry": entry}
-    assert ledger_of(store).entries()[-1].predicate["action"] == "revert"
+    assert Ledger.of(store).entries()[-1].predicate["action"] == "revert"
 
     # train the first and third updates alone, as a user would have without the second
     first, third = tmp_path / "alone1", tmp_path / "alone3"
