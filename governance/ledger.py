@@ -11,7 +11,9 @@ kill leaves the old head or the new one.
 Actions: ``root`` (a trust root version), ``policy`` (the policy in force), ``genesis``
 (the first base, version 0), ``promote`` (a new version), ``rollback`` (the champion
 moves to an earlier version), ``forget`` (update data re-encrypted without some
-records). Versions only rise; nothing is deleted.
+records, the versions trained on them tombstoned), ``forget_done`` (its shredding
+finished), ``revert`` (a signed request to unlearn one update). Versions only rise; no
+entry is ever deleted.
 """
 
 from __future__ import annotations
@@ -233,11 +235,37 @@ def versions(entries: list[Entry]) -> dict[int, Entry]:
     return {e.predicate["version"]: e for e in entries if e.predicate["action"] in ("genesis", "promote")}
 
 
+def tombstones(entries: list[Entry]) -> dict[int, int]:
+    """version -> the forget entry that tombstoned it (it was trained on forgotten records)."""
+    return {v: e.seq for e in entries if e.predicate["action"] == "forget" for v in e.predicate.get("tombstoned", [])}
+
+
+def forgotten(entries: list[Entry]) -> set[str]:
+    """Hashes of every record a signed forget entry removed."""
+    return {h for e in entries if e.predicate["action"] == "forget" for h in e.predicate["removed"]}
+
+
+def pending_forget(entries: list[Entry]) -> Entry | None:
+    """The forget entry whose shredding has not finished (no forget_done names it), if any."""
+    done = {e.predicate["forget"] for e in entries if e.predicate["action"] == "forget_done"}
+    return next((e for e in entries if e.predicate["action"] == "forget" and e.seq not in done), None)
+
+
+def refuse_if_forget_pending(entries: list[Entry]) -> None:
+    pending = pending_forget(entries)
+    if pending is not None:
+        raise UsageError(f"the forget in ledger entry {pending.seq} has not finished shredding: run "
+                         "'weightgate forget --resume --by KEY' first")
+
+
 def chain(entries: list[Entry], version: int) -> list[dict[str, Any]]:
     """The weights manifests from `version`'s keyframe up to `version`, oldest first."""
     made = versions(entries)
     if version not in made:
         raise UsageError(f"unknown ledger version {version}; versions: {', '.join(map(str, sorted(made)))}")
+    if version in tombstones(entries):
+        raise UsageError(f"ledger:{version} was trained on records forgotten by ledger entry "
+                         f"{tombstones(entries)[version]}: it is tombstoned and can never be restored or served")
     out = []
     v: int | None = version
     while v is not None:

@@ -112,6 +112,23 @@ class Lineage:
                                          tags={"weightgate.ledger_version": str(ledger_version), **tags})
         return mv.version
 
+    def tombstone(self, model_name: str, ledger_version: int, reason: str) -> None:
+        """Delete a registered version's files from MLflow's artifact store and tag it with why; the version
+        record stays, so the lineage still shows it existed."""
+        from mlflow.exceptions import MlflowException
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        client = self.client()
+        try:
+            found = client.search_model_versions(f"name = '{model_name}'")
+        except MlflowException:
+            return
+        for mv in found:
+            if mv.tags.get("weightgate.ledger_version") != str(ledger_version):
+                continue
+            get_artifact_repository(client.get_run(mv.run_id).info.artifact_uri).delete_artifacts("model")
+            client.set_model_version_tag(model_name, mv.version, "weightgate.tombstoned", reason)
+
     def set_alias(self, model_name: str, alias: str, registered_version: str) -> None:
         self.client().set_registered_model_alias(model_name, alias, registered_version)
 

@@ -17,13 +17,17 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from governance.errors import UsageError, VerificationError, WeightgateError
 from governance.signing import sha256_hex, subject_digests, verify_signers
 from governance.trust import RULES, Root
+
+if TYPE_CHECKING:
+    from governance.data import DataRecord
 
 _ID = re.compile(r"^prop-[0-9a-f]{10}$")
 
@@ -84,9 +88,10 @@ def proposal_id(envelope: bytes) -> str:
 
 
 class ProposalStore:
-    def __init__(self, root: Path, trust: Root) -> None:
+    def __init__(self, root: Path, trust: Root, forgotten: set[str] | frozenset[str] = frozenset()) -> None:
         self.root = root
         self.trust = trust
+        self.forgotten = frozenset(forgotten)  # record hashes signed forget entries removed
 
     def create(self, envelope: bytes, data_file: Path, lineage: dict[str, str]) -> str:
         """Write the proposal (with where its MLflow run is) under a temporary name and rename it into place:
@@ -117,8 +122,9 @@ class ProposalStore:
         raise UsageError(f"unknown proposal {ref!r}" if not hits else f"ambiguous proposal prefix {ref!r}")
 
     def load(self, ref: str, redacted_ok: bool = False) -> Proposal:
-        """Verify and load a proposal. Its data must be byte for byte what the proposer signed, unless
-        `redacted_ok` (for reading a promoted proposal whose records a forget removed since)."""
+        """Verify and load a proposal. Its data must be byte for byte what the proposer signed, or, with
+        `redacted_ok` (for reading a promoted proposal a forget redacted), exactly the signed records
+        without those signed forget entries removed (`self.forgotten`)."""
         pdir = self.resolve(ref)
         envelope = (pdir / "manifest.dsse.json").read_bytes()
         where = f"{pdir.name}/manifest.dsse.json"
@@ -129,36 +135,35 @@ class ProposalStore:
         if data_digest != sha256_hex((pdir / "data.jsonl").read_bytes()):
             if not redacted_ok:
                 raise VerificationError(f"{pdir.name}/data.jsonl is not the data its proposer signed")
-            self._check_redacted(pdir, manifest)
+            self._check_redacted(pdir, manifest, self.forgotten)
         return Proposal(pdir.name, pdir, manifest, sha256_hex(envelope), proposer)
 
     @staticmethod
-    def _check_redacted(pdir: Path, manifest: dict[str, Any]) -> None:
-        """Data changed since signing: allowed only as the signed records minus forgotten ones."""
+    def _check_redacted(pdir: Path, manifest: dict[str, Any], forgotten: set[str]) -> None:
+        """Data changed since signing: allowed only as the signed records minus ones a signed forget removed."""
         from governance.data import load_jsonl
 
-        red = pdir / "redactions.json"
-        removed = set(json.loads(red.read_text())) if red.is_file() else None
-        want = [h for _, h in manifest["data"]["record_hashes"] if removed is not None and h not in removed]
+        want = [h for _, h in manifest["data"]["record_hashes"] if h not in forgotten]
         try:
             have = [r.record_hash for r in load_jsonl(pdir / "data.jsonl", allow_empty=True)]
         except WeightgateError:
             have = None
-        if removed is None or have != want:
+        if have != want or len(want) == len(manifest["data"]["record_hashes"]):
             raise VerificationError(f"{pdir.name}/data.jsonl does not match its signed digest")
 
-    def redact(self, pid: str, removed: set[str]) -> None:
-        """Drop forgotten records from a proposal's data, noting their hashes."""
+    def redact(self, pid: str, drop: Callable[[DataRecord], bool]) -> int:
+        """Drop the records `drop` picks from a proposal's data (atomically); returns how many went."""
         from governance.data import load_jsonl
 
         pdir = self.root / pid
-        red = pdir / "redactions.json"
-        done = set(json.loads(red.read_text())) if red.is_file() else set()
-        kept = [r for r in load_jsonl(pdir / "data.jsonl", allow_empty=True) if r.record_hash not in removed]
-        tmp = pdir / "data.jsonl.tmp"
+        records = load_jsonl(pdir / "data.jsonl", allow_empty=True)
+        kept = [r for r in records if not drop(r)]
+        if len(kept) == len(records):
+            return 0
+        tmp = pdir / ".data.jsonl.tmp"
         tmp.write_bytes(b"".join(json.dumps(r.to_json(), sort_keys=True).encode() + b"\n" for r in kept))
-        red.write_text(json.dumps(sorted(done | removed)) + "\n")
         tmp.replace(pdir / "data.jsonl")
+        return len(records) - len(kept)
 
     def add_report(self, pid: str, envelope: bytes) -> Path:
         return _append_file(self.root / pid / "reports", "", envelope)

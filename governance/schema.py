@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from governance.errors import VerificationError
 
 Role = Literal["root", "proposer", "approver", "operator", "auditor", "gate"]
-Action = Literal["root", "policy", "genesis", "promote", "rollback", "forget", "revert"]
+Action = Literal["root", "policy", "genesis", "promote", "rollback", "forget", "forget_done", "revert"]
 
 
 class _Strict(BaseModel):
@@ -109,9 +109,30 @@ class RollbackEntry(_Entry):
 
 
 class ForgetEntry(_Entry):
+    """A data-subject request, and its intent: the update data re-encrypted without the records, the
+    versions trained on them tombstoned from here on (never restored or served again), the champion
+    moved to the newest version untouched by them, and the exact replay to build. Shredding follows;
+    a ``forget_done`` entry naming this one says it finished."""
+
     action: Literal["forget"]
     removed: list[str]
     redacted: list[dict[str, Any]]
+    affected: list[int] = Field(default_factory=list, description="versions whose data held the records")
+    tombstoned: list[int] = Field(default_factory=list, description="versions trained on them, descendants included")
+    start: int | None = None
+    replayed: list[int] = Field(default_factory=list)
+    sweep: dict[str, str] | None = Field(None, description="sealed texts to search copies for; key shredded at the end")
+
+
+class ForgetDoneEntry(_Entry):
+    """Every copy of a forget's records shredded: old data keys destroyed, copies removed, tombstoned blobs
+    and MLflow artifacts deleted."""
+
+    action: Literal["forget_done"]
+    forget: int = Field(ge=1, description="the forget entry this completes")
+    shredded_keys: int = Field(ge=0)
+    deleted_blobs: int = Field(ge=0)
+    removed_proposals: list[str] = Field(default_factory=list)
 
 
 class RevertEntry(_Entry):
@@ -126,7 +147,8 @@ class RevertEntry(_Entry):
 
 ENTRY_MODELS: dict[str, type[_Entry]] = {"root": RootEntry, "policy": PolicyEntry, "genesis": GenesisEntry,
                                          "promote": PromoteEntry, "rollback": RollbackEntry,
-                                         "forget": ForgetEntry, "revert": RevertEntry}
+                                         "forget": ForgetEntry, "forget_done": ForgetDoneEntry,
+                                         "revert": RevertEntry}
 
 
 class Checkpoint(_Strict):

@@ -24,8 +24,8 @@ from governance.keys import Signer, public_key
 from governance.schema import RootDoc, RootKey
 from governance.signing import canonical_json, sha256_hex
 
-Action = Literal["root", "policy", "genesis", "promote", "rollback", "forget", "revert", "approve", "propose",
-                 "report", "checkpoint"]
+Action = Literal["root", "policy", "genesis", "promote", "rollback", "forget", "forget_done", "revert", "approve",
+                 "propose", "report", "checkpoint"]
 Threshold = Literal["root", "rollback", "approvals", "one"]
 
 # action -> (roles whose signatures count, which threshold applies)
@@ -36,6 +36,7 @@ RULES: dict[str, tuple[frozenset[str], Threshold]] = {
     "promote": (frozenset({"operator", "approver"}), "one"),
     "rollback": (frozenset({"operator", "approver"}), "rollback"),
     "forget": (frozenset({"operator", "approver"}), "one"),
+    "forget_done": (frozenset({"operator", "approver"}), "one"),
     "revert": (frozenset({"operator", "approver"}), "one"),
     "approve": (frozenset({"approver"}), "one"),
     "propose": (frozenset({"proposer", "operator"}), "one"),

@@ -10,7 +10,7 @@ from typing import Any
 from governance.audit_bundle import check_promotion, export_bundle
 from governance.blobs import BlobStore
 from governance.errors import UsageError, VerificationError
-from governance.ledger import Entry, Ledger, chain, champion, current_root, versions
+from governance.ledger import Entry, Ledger, chain, champion, current_root, tombstones, versions
 from governance.policy import composite_digest
 from governance.signing import sha256_hex
 from governance.store import Store
@@ -19,10 +19,10 @@ from update_pipeline.hashing import sha256_files
 from update_pipeline.witnesses import check_witnesses
 
 
-def entry_blobs(pred: dict[str, Any]) -> set[str]:
-    """Every blob a ledger entry names."""
+def entry_blobs(pred: dict[str, Any], skip_weights: bool = False) -> set[str]:
+    """Every blob a ledger entry names (but a tombstoned version's weights, with `skip_weights`)."""
     out: set[str] = set()
-    if "weights" in pred:
+    if "weights" in pred and not skip_weights:
         out |= version_blobs(pred["weights"])
     p = pred.get("proposal") or {}
     out |= {b for b in (p.get("manifest_blob"), p.get("report_blob"), *p.get("approval_blobs", [])) if b}
@@ -46,10 +46,12 @@ def verify_store(store: Store, deep: bool = False, tracking_uri: str | None = No
     on_disk = [p for p in store.blobs_dir.rglob("*") if p.is_file() and not p.name.startswith(".tmp-")]
     digests = sha256_files(on_disk)
     corrupt = {p.name for p in on_disk if digests[p] != p.name}
+    dead = tombstones(entries)
     for e in entries:
         where = f"ledger entry {e.seq} ({e.predicate['action']} v{e.predicate['version']})"
+        gone = e.predicate["action"] in ("genesis", "promote") and e.predicate["version"] in dead
         try:
-            for b in sorted(entry_blobs(e.predicate)):
+            for b in sorted(entry_blobs(e.predicate, skip_weights=gone)):
                 if b in corrupt or not blobs.has(b):
                     blobs.verify(b)  # raises, naming the blob
             if e.predicate["action"] == "promote":
@@ -74,13 +76,8 @@ def _deep(store: Store, ledger: Ledger, entries: list[Entry], e: Entry, where: s
     made = versions(entries[:e.seq])
     action = pred["action"]
     if action in ("genesis", "promote"):
-        with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
-            out = TensorStore(BlobStore(store.blobs_dir)).restore(chain(entries, pred["version"]), Path(tmp) / "v")
-            want = {n: f["sha256"] for n, f in pred["weights"]["files"].items()}
-            have = sha256_files([out / n for n in want])
-            for n, digest in want.items():
-                if have[out / n] != digest:
-                    raise VerificationError(f"{where}: restored {n} does not hash to its manifest's sha256")
+        if pred["version"] not in tombstones(entries):  # a tombstoned version's weights are deleted on purpose
+            _restores(store, entries, pred, where)
         if action == "promote":
             _report_policy(store, entries, e, where)
             if pred["parent"] not in made:
@@ -107,6 +104,16 @@ def _deep(store: Store, ledger: Ledger, entries: list[Entry], e: Entry, where: s
         suites = {n: sha256_hex(blobs.read(b)) for n, b in ref["suites"].items()}
         if composite_digest(sha256_hex(blobs.read(ref["blob"])), suites) != ref["digest"]:
             raise VerificationError(f"{where}: the policy digest does not cover its file and suite files")
+
+
+def _restores(store: Store, entries: list[Entry], pred: dict[str, Any], where: str) -> None:
+    with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
+        out = TensorStore(BlobStore(store.blobs_dir)).restore(chain(entries, pred["version"]), Path(tmp) / "v")
+        want = {n: f["sha256"] for n, f in pred["weights"]["files"].items()}
+        have = sha256_files([out / n for n in want])
+        for n, digest in want.items():
+            if have[out / n] != digest:
+                raise VerificationError(f"{where}: restored {n} does not hash to its manifest's sha256")
 
 
 def _report_policy(store: Store, entries: list[Entry], e: Entry, where: str) -> None:

@@ -118,13 +118,27 @@ def forget(
     record_id: Annotated[str | None, typer.Option(help="The record's id.")] = None,
     text: Annotated[str | None, typer.Option(help="Forget every record containing this text.")] = None,
     proposer: Annotated[str | None, typer.Option(help="Proposer key for the replay proposal [default: --by].")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Only finish an interrupted forget.")] = False,
+    replay: Annotated[bool, typer.Option("--replay/--no-replay", help="Propose the exact replay without the "
+                                         "records (--no-replay: only tombstone the versions trained on them).")
+                      ] = True,
 ) -> None:
-    """A data-subject request: crypto-shred the records and propose an exact replay without them."""
-    from update_pipeline import unlearn
+    """A data-subject request: tombstone every version trained on the records (the champion moves to the newest
+    version they never touched), shred every copy, and propose the exact replay without them. Finishes an
+    interrupted forget first."""
+    from update_pipeline import forget as forgetting
 
     svc = shared.service()
-    typer.echo(f"plan: {unlearn.plan_forget(svc.store, record_id, text).describe()}", err=True)
-    _print_unlearned(svc.forget(record_id, text, by, proposer))
+    if resume:
+        if record_id is not None or text is not None:
+            raise typer.BadParameter("--resume takes no --record-id or --text")
+    else:
+        typer.echo(f"plan: {forgetting.plan_forget(svc.store, record_id, text).describe()}", err=True)
+    done = svc.forget(record_id, text, by, proposer, replay)
+    if done.tombstoned:
+        typer.echo(f"tombstoned (never restored or served again): {', '.join(f'ledger:{v}' for v in done.tombstoned)}",
+                   err=True)
+    _print_unlearned(done)
 
 
 @ledger_app.command("show")

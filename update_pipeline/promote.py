@@ -20,7 +20,18 @@ from governance import approvals as decisions
 from governance.blobs import BlobStore
 from governance.errors import CheckFailed, UsageError, VerificationError
 from governance.keys import Signer
-from governance.ledger import Entry, Ledger, champion, check_origin, current_root, policy_in_force, versions
+from governance.ledger import (
+    Entry,
+    Ledger,
+    champion,
+    check_origin,
+    current_root,
+    forgotten,
+    policy_in_force,
+    refuse_if_forget_pending,
+    tombstones,
+    versions,
+)
 from governance.lineage import Lineage
 from governance.proposals import Proposal, ProposalStore
 from governance.signing import sha256_hex
@@ -44,7 +55,7 @@ def trusted(store: Store) -> tuple[Ledger, list[Entry], Root, ProposalStore]:
     ledger = Ledger.of(store)
     entries = ledger.entries()
     root = current_root(entries)
-    return ledger, entries, root, ProposalStore(store.proposals_dir, root)
+    return ledger, entries, root, ProposalStore(store.proposals_dir, root, forgotten(entries))
 
 
 def _report(proposals: ProposalStore, proposal: Proposal) -> tuple[bytes, dict[str, Any]]:
@@ -124,6 +135,7 @@ def promote(store: Store, ref: str, signers: list[Signer], tracking_uri: str | N
         entries = ledger.entries()
         root = current_root(entries)
         root.allow("promote", signers)
+        refuse_if_forget_pending(entries)
         proposals = ProposalStore(store.proposals_dir, root)
         proposal = proposals.load(ref)
         if any((e.predicate.get("proposal") or {}).get("id") == proposal.id for e in entries):
@@ -189,6 +201,7 @@ def rollback(store: Store, version: int, signers: list[Signer], tracking_uri: st
     with ledger.lock():
         entries = ledger.entries()
         current_root(entries).allow("rollback", signers)
+        refuse_if_forget_pending(entries)
         current = champion(entries)
         if current is None:
             raise UsageError("the ledger holds no versions: nothing to roll back")
@@ -210,8 +223,9 @@ def sync_registry(store: Store, entries: list[Entry], tracking_uri: str | None =
     """Register every ledger version missing from MLflow and point ``champion`` at the ledger's."""
     lineage = Lineage(store.tracking_uri(tracking_uri), store.artifacts_dir)
     registered = lineage.registered_versions(store.model_name)
+    dead = tombstones(entries)
     for version, entry in sorted(versions(entries).items()):
-        if version in registered:
+        if version in registered or version in dead:
             continue
         p = entry.predicate.get("proposal") or {}
         tags = {"weightgate.entry_digest": entry.digest, "weightgate.manifest_digest": p.get("manifest_digest", ""),
@@ -221,7 +235,8 @@ def sync_registry(store: Store, entries: list[Entry], tracking_uri: str | None =
         folder = restore_version(store, entries, version)
         run = None
         if p.get("id") and (store.proposals_dir / p["id"] / "lineage.json").is_file():
-            run = ProposalStore(store.proposals_dir, entry.root).load(p["id"], redacted_ok=True).lineage().get("run_id")
+            run = ProposalStore(store.proposals_dir, entry.root, forgotten(entries)).load(
+                p["id"], redacted_ok=True).lineage().get("run_id")
         registered[version] = lineage.register_version(store.model_name, version, folder, tags, run)
     if champion(entries) is not None:
         lineage.set_alias(store.model_name, CHAMPION_ALIAS, registered[champion(entries)])

@@ -148,12 +148,15 @@ class Weightgate:
         who = proposer or by
         return revert(self.store, version, exact, signer, proposer, self.passphrase(who), self.tracking_uri)
 
-    def forget(self, record_id: str | None, text: str | None, by: str, proposer: str | None = None) -> Any:
-        from update_pipeline.unlearn import forget
+    def forget(self, record_id: str | None, text: str | None, by: str, proposer: str | None = None,
+               replay: bool = True) -> Any:
+        """Forget records (or, with neither record_id nor text, finish an interrupted forget)."""
+        from update_pipeline.forget import forget
 
         signer = self.signers(by)[0]
         who = proposer or by
-        return forget(self.store, record_id, text, signer, proposer, self.passphrase(who), self.tracking_uri)
+        return forget(self.store, record_id, text, signer, proposer, self.passphrase(who), self.tracking_uri,
+                      replay)
 
     def verify(self, deep: bool = False, anchor: str | None = None) -> dict[str, Any]:
         from update_pipeline.audit import verify_store

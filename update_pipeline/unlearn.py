@@ -1,31 +1,28 @@
-"""Unlearning: revert one update among many, or forget one person's records.
+"""Unlearning: revert one update among many (forgetting records is update_pipeline.forget).
 
-Both end in a new proposal against the champion, which must pass the gates and be
-approved before promotion. ``--exact`` replays recorded recipes without the removed
-update or records; ``--approximate`` subtracts the update's delta (task-vector
-negation) and is labelled approximate in the proposal, the ledger and MLflow.
+Both end in a new proposal, which must pass the gates and be approved before promotion.
+``--exact`` replays recorded recipes without the removed update or records;
+``--approximate`` subtracts the update's delta (task-vector negation) and is labelled
+approximate in the proposal, the ledger and MLflow. The signed request is recorded
+first; a rerun after a kill reuses it.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from governance.blobs import BlobStore
-from governance.data import load_jsonl
 from governance.errors import UsageError, WeightgateError
-from governance.keys import Signer
-from governance.ledger import Ledger, champion, current_root, versions
+from governance.keys import KeyRing, Signer
+from governance.ledger import Entry, Ledger, champion, current_root, versions
 from governance.proposals import ProposalStore
 from governance.store import Store
 from governance.trust import RULES, Root
-from governance.vault import seal
 from update_pipeline import witnesses
 from update_pipeline.intake import Proposed, propose
-from update_pipeline.replay import data_of, lineage, read_data, replay, steps_of
+from update_pipeline.replay import lineage, replay, steps_of
 from update_pipeline.train import RECIPE
 from update_pipeline.versions import restore_version
 
@@ -38,6 +35,7 @@ class Unlearned:
     replayed: list[int]
     removed: list[str] = field(default_factory=list)
     problem: str | None = None
+    tombstoned: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -71,45 +69,15 @@ def plan_revert(store: Store, version: int, exact: bool) -> Plan:
     if not exact:
         return Plan("approximate", [version], None, [])
     later = chain[chain.index(version) + 1:]
-    return _checked(entries, Plan("exact", [version], versions(entries)[version].predicate["parent"], later))
+    return checked_plan(entries, Plan("exact", [version], versions(entries)[version].predicate["parent"], later))
 
 
-def _checked(entries: list, plan: Plan) -> Plan:
+def checked_plan(entries: list, plan: Plan) -> Plan:
     try:
         steps_of(entries, plan.replayed)
     except UsageError as exc:
         return Plan(plan.method, plan.affected, plan.start, plan.replayed, plan.records, str(exc))
     return plan
-
-
-def _hits(store: Store, ledger: Ledger, entries: list, record_id: str | None, text: str | None,
-          work: Path) -> dict[int, set[str]]:
-    if (record_id is None) == (text is None) or text == "":
-        raise UsageError("give exactly one of --record-id or --text")
-    promoted = sorted(v for v, e in versions(entries).items() if e.predicate.get("data"))
-    hits = {v: _matches(store, ledger, entries, v, record_id, text, work) for v in promoted}
-    hits = {v: h for v, h in hits.items() if h}
-    if not hits:
-        raise UsageError("no promoted update's data contains that record")
-    return hits
-
-
-def _forget_plan(entries: list, affected: list[int], records: int) -> Plan:
-    chain = lineage(entries)
-    in_chain = [v for v in chain if v in affected]
-    if not in_chain:
-        return Plan("exact", affected, None, [], records, "no affected version is in the champion's lineage")
-    first = in_chain[0]
-    return _checked(entries, Plan("exact", affected, versions(entries)[first].predicate["parent"],
-                                  chain[chain.index(first):], records))
-
-
-def plan_forget(store: Store, record_id: str | None, text: str | None) -> Plan:
-    ledger = Ledger.of(store)
-    entries = ledger.entries()
-    with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
-        hits = _hits(store, ledger, entries, record_id, text, Path(tmp))
-    return _forget_plan(entries, sorted(hits), len(set().union(*hits.values())))
 
 
 def replay_proposer(root: Root, signer: Signer, by: str | None) -> str:
@@ -141,134 +109,73 @@ def _approximate(store: Store, entries: list, version: int, dest: Path) -> Path:
     return dest
 
 
+def proposal_for(store: Store, entries: list[Entry], seq: int) -> Proposed | None:
+    """The proposal whose origin names ledger entry `seq`, if one was made (a rerun finds it)."""
+    proposals = ProposalStore(store.proposals_dir, current_root(entries))
+    for pdir in sorted(store.proposals_dir.glob("prop-*")):
+        try:
+            found = proposals.load(pdir.name)
+        except WeightgateError:
+            continue
+        if (found.manifest.get("origin") or {}).get("entry") == seq:
+            return Proposed(found.id, found.lineage().get("run_id", ""), found.manifest["candidate"]["kind"],
+                            found.manifest_digest)
+    return None
+
+
+def _request(store: Store, ledger: Ledger, plan: Plan, signer: Signer, tracking_uri: str | None) -> Entry:
+    """The signed revert request: the ledger's last entry when it already is this one (a rerun), else a new one."""
+    with ledger.lock():
+        entries = ledger.entries()
+        champ = champion(entries)
+        pred = {"action": "revert", "version": champ, "champion": champ, "target": plan.affected[0],
+                "method": plan.method, "start": plan.start, "replayed": plan.replayed}
+        last = entries[-1].predicate
+        if all(last.get(k) == v for k, v in pred.items()):
+            return entries[-1]
+        return witnesses.append(store, ledger, entries, pred,
+                                {f"revert-{plan.affected[0]}": digest([str(plan.affected[0]), plan.method])},
+                                [signer], tracking_uri)
+
+
 def revert(store: Store, version: int, exact: bool, signer: Signer, by: str | None, passphrase: str | None,
            tracking_uri: str | None = None) -> Unlearned:
-    """Build the model without ledger:VERSION, record the signed request (a revert entry by `signer`, an
-    approver or operator), then propose the result, signed by the proposer key `by` (default: `signer`),
-    with an origin naming that entry."""
+    """Record the signed request (a revert entry by `signer`, an approver or operator), then build the model
+    without ledger:VERSION and propose it, signed by the proposer key `by` (default: `signer`), with an
+    origin naming that entry. A rerun after a kill reuses the request and finds or finishes the proposal."""
     plan = plan_revert(store, version, exact)
     ledger = Ledger.of(store)
-    entries = ledger.entries()
-    root = current_root(entries)
+    root = current_root(ledger.entries())
     root.allow("revert", [signer])
     by = replay_proposer(root, signer, by)
+    KeyRing(store.keys_dir).signer(by, passphrase)  # a wrong passphrase stops here, before anything is written
+    if plan.problem:
+        raise UsageError(f"no exact replay is possible: {plan.problem}")
+    entry = _request(store, ledger, plan, signer, tracking_uri)
+    entries = ledger.entries()[:entry.seq]
+    found = proposal_for(store, ledger.entries(), entry.seq)
+    if found is not None:
+        return Unlearned(found, plan.method, [version], plan.replayed)
     with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
         work = Path(tmp)
-        base_ref = f"ledger:{champion(entries)}"
         if exact:
-            later, parent = plan.replayed, plan.start
-            assert parent is not None
-            result, data, _ = replay(store, ledger, entries, parent, later, work)
-            origin = {"revert": version, "method": "exact", "start": parent, "replayed": later}
-            note = f"exact revert of ledger:{version}: replayed {later or 'nothing'} from ledger:{parent}"
+            assert plan.start is not None
+            result, data, _ = replay(store, ledger, entries, plan.start, plan.replayed, work)
+            origin = {"revert": version, "method": "exact", "start": plan.start, "replayed": plan.replayed}
+            note = f"exact revert of ledger:{version}: replayed {plan.replayed or 'nothing'} from ledger:{plan.start}"
         else:
             result = _approximate(store, entries, version, work / "result")
             data = work / "empty.jsonl"
             data.write_text("")
-            later, origin = [], {"revert": version, "method": "approximate", "approximate": True}
+            origin = {"revert": version, "method": "approximate", "approximate": True}
             note = f"APPROXIMATE revert of ledger:{version} (task-vector negation)"
-        with ledger.lock():
-            entries = ledger.entries()
-            champ = champion(entries)
-            entry = witnesses.append(store, ledger, entries, {
-                "action": "revert", "version": champ, "champion": champ, "target": version,
-                "method": origin["method"], "start": origin.get("start"), "replayed": later},
-                {f"revert-{version}": _digest([str(version), origin["method"]])}, [signer], tracking_uri)
         origin["entry"] = entry.seq
-        proposed = propose(store, base_ref, result, data, by, passphrase, note, tracking_uri, origin)
-    return Unlearned(proposed, origin["method"], [version], later)
+        proposed = propose(store, f"ledger:{champion(entries)}", result, data, by, passphrase, note, tracking_uri,
+                           origin)
+    return Unlearned(proposed, plan.method, [version], plan.replayed)
 
 
-def _matches(store: Store, ledger: Ledger, entries: list, v: int, record_id: str | None, text: str | None,
-             work: Path) -> set[str]:
-    """Record hashes in version v's data that match the request."""
-    d = data_of(entries, v)
-    if record_id is not None:
-        return {h for rid, h in d["record_hashes"] if rid == record_id}
-    path = work / f"scan-v{v}.jsonl"
-    path.write_bytes(read_data(store, ledger, entries, v))
-    return {r.record_hash for r in load_jsonl(path, allow_empty=True)
-            if any(text in value for value in r.fields.values())}
-
-
-def _without(raw: bytes, removed: set[str], work: Path) -> tuple[bytes, list[list[str]]]:
-    path = work / ".redact.jsonl"
-    path.write_bytes(raw)
-    kept = [r for r in load_jsonl(path, allow_empty=True) if r.record_hash not in removed]
-    return b"".join(json.dumps(r.to_json(), sort_keys=True).encode() + b"\n" for r in kept), \
-        [[r.id, r.record_hash] for r in kept]
-
-
-def forget(store: Store, record_id: str | None, text: str | None, signer: Signer, by: str | None,
-           passphrase: str | None, tracking_uri: str | None = None) -> Unlearned:
-    """Crypto-shred the matching records (a ledger entry signed by `signer`, an approver or operator),
-    then propose an exact replay without them, signed by the proposer key `by` (default: `signer`)."""
-    ledger = Ledger.of(store)
-    blobs = BlobStore(store.blobs_dir)
-    with ledger.lock(), tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
-        work = Path(tmp)
-        entries = ledger.entries()
-        root = current_root(entries)
-        root.allow("forget", [signer])
-        by = replay_proposer(root, signer, by)
-        hits = _hits(store, ledger, entries, record_id, text, work)
-        removed = sorted(set().union(*hits.values()))
-        redacted, old_keys = [], []
-        for v in hits:
-            d = data_of(entries, v)
-            plain, kept = _without(read_data(store, ledger, entries, v), set(removed), work)
-            blob, key, key_id = seal(blobs, plain, d["aad"].encode())
-            ledger.put_data_key(key_id, key)
-            redacted.append({"version": v, "blob": blob, "key_id": key_id, "aad": d["aad"], "record_hashes": kept,
-                             "previous_blob": d["blob"]})
-            old_keys.append(d["key_id"])
-        champ = champion(entries)
-        entry = witnesses.append(store, ledger, entries, {"action": "forget", "version": champ, "champion": champ,
-                                                          "removed": removed, "redacted": redacted},
-                                 {"removed-records": _digest(removed)}, [signer], tracking_uri)
-        for k in old_keys:  # crypto-shred: the old ciphertext can never be read again
-            ledger.destroy_data_key(k)
-        entries.append(entry)
-        _redact_copies(store, entries, set(removed), hits)
-    return _replay_without(store, ledger, entries, sorted(hits), removed, by, passphrase, tracking_uri)
-
-
-def _digest(items: list[str]) -> str:
+def digest(items: list[str]) -> str:
     from governance.signing import canonical_json, sha256_hex
 
     return sha256_hex(canonical_json(items))
-
-
-def _redact_copies(store: Store, entries: list, removed: set[str], hits: dict[int, set[str]]) -> None:
-    """Remove the records from the store's plaintext copies: proposals' data and working files."""
-    proposals = ProposalStore(store.proposals_dir, current_root(entries))
-    made = versions(entries)
-    for v in hits:
-        pid = made[v].predicate["proposal"]["id"]
-        proposals.redact(pid, removed)
-    for path in store.cache_dir.rglob("*.jsonl"):
-        try:
-            plain, kept = _without(path.read_bytes(), removed, path.parent)
-        except WeightgateError:  # not update data: leave it
-            continue
-        if len(kept) != len(load_jsonl(path, allow_empty=True)):
-            path.write_bytes(plain)
-
-
-def _replay_without(store: Store, ledger: Ledger, entries: list, affected: list[int], removed: list[str],
-                    by: str | None, passphrase: str | None, tracking_uri: str | None) -> Unlearned:
-    """The exact replay without the removed records; its origin names the forget entry (the last one)."""
-    plan = _forget_plan(entries, affected, len(removed))
-    if plan.start is None:
-        return Unlearned(None, "exact", affected, [], removed, plan.problem)
-    start, todo = plan.start, plan.replayed
-    with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
-        try:
-            result, data, _ = replay(store, ledger, entries, start, todo, Path(tmp))
-        except UsageError as exc:
-            return Unlearned(None, "exact", affected, [], removed, str(exc))
-        origin = {"forget": removed, "method": "exact", "start": start, "replayed": todo, "entry": len(entries)}
-        note = f"forget {len(removed)} record(s): replayed {todo} from ledger:{start} without them"
-        proposed = propose(store, f"ledger:{champion(entries)}", result, data, by, passphrase, note,
-                           tracking_uri, origin)
-    return Unlearned(proposed, "exact", affected, todo, removed)

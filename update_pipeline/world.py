@@ -11,6 +11,7 @@ import hashlib
 import json
 import random
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,8 +105,8 @@ def build_base_model(cache_dir: Path, spec: dict = SPEC) -> Path:
 
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    data_path = write_jsonl(corpus(spec["world_seed"]), tmp / "world.jsonl")
-    records: list[DataRecord] = load_jsonl(data_path)
+    with tempfile.TemporaryDirectory() as scratch:  # the training text is not part of the model folder
+        records: list[DataRecord] = load_jsonl(write_jsonl(corpus(spec["world_seed"]), Path(scratch) / "world.jsonl"))
     texts = [" ".join(r.fields.values()) for r in records]
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)

@@ -6,8 +6,9 @@ import streamlit as st
 
 from dashboard.common import attempt, confirm, service, signer_fields, store
 from governance.ledger import Ledger, versions
+from update_pipeline.forget import plan_forget
 from update_pipeline.replay import lineage
-from update_pipeline.unlearn import plan_forget, plan_revert
+from update_pipeline.unlearn import plan_revert
 from update_pipeline.views import ledger_rows
 
 st.title("Rollback, revert, forget")

@@ -80,8 +80,13 @@ def test_forget_a_record(store, base_model, tmp_path):
 
     leaks = [p for p in store.home.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
     assert leaks == []
-    summary = verify_store(store)
-    assert summary["champion"] == 3
+    # ledger:2 and ledger:3 were trained on the record: tombstoned, the champion is back on ledger:1
+    assert done.tombstoned == [2, 3]
+    summary = verify_store(store, deep=True)
+    assert summary["champion"] == 1
+    for v in (2, 3):
+        with pytest.raises(Exception, match="tombstoned"):
+            Weightgate(store).rollback(v, ["bob"])
 
     kept = [r for r in load_jsonl(tmp_path / "u1.jsonl") if r.record_hash != victim.record_hash]
     a, b, c = tmp_path / "f1", tmp_path / "f2", tmp_path / "f3"
@@ -89,17 +94,22 @@ def test_forget_a_record(store, base_model, tmp_path):
     train_update(a, "a", kept, b, epochs=1, seed=1)
     train_update(b, "b", load_jsonl(tmp_path / "u2.jsonl"), c, epochs=1, seed=2)
     m = _manifest(store, done.proposal.id)
+    assert m["base"]["ref"] == "ledger:1"
     assert m["candidate"]["files"]["model.safetensors"] == sha(c / "model.safetensors")
     assert victim.record_hash not in {h for _, h in m["data"]["record_hashes"]}
     # the promoted proposal's own copy was redacted and still verifies against its signature, for reading;
     # it can never be checked or promoted again in that state
-    redacted = next(p.name for p in store.proposals_dir.iterdir() if (p / "redactions.json").exists())
-    proposals = ProposalStore(store.proposals_dir, Weightgate(store).root())
+    entries = Ledger.of(store).entries()
+    redacted = next(e.predicate["proposal"]["id"] for e in entries if e.predicate.get("version") == 2
+                    and e.predicate["action"] == "promote")
+    proposals = ProposalStore(store.proposals_dir, Weightgate(store).root(), {victim.record_hash})
     proposals.load(redacted, redacted_ok=True)
     with pytest.raises(VerificationError, match="not the data its proposer signed"):
         proposals.load(redacted)
     with pytest.raises(Exception, match="no promoted update"):
         Weightgate(store).forget(None, secret, by="olga", proposer="alice")
+    assert _through(store, done.proposal.id) == 4
+    verify_store(store, deep=True)
 
 
 def test_cli_prints_the_plan_before_acting(store, base_model, tmp_path):

@@ -1,0 +1,104 @@
+"""Forget as a data-subject request: every copy goes, every version trained on the record is tombstoned,
+nothing is written until the keys unlock and the plan holds."""
+
+import base64
+import shutil
+
+import pytest
+
+from governance.data import load_jsonl
+from governance.errors import WeightgateError
+from governance.ledger import Ledger, versions
+from tests.conftest import PASSPHRASES, write_jsonl
+from tests.update_pipeline.test_ledger_flow import promote_chain
+from update_pipeline import world
+from update_pipeline.audit import verify_store
+from update_pipeline.intake import propose
+from update_pipeline.service import Weightgate
+from update_pipeline.train import train_update
+
+
+def leaks(home, text):
+    """Every file under the store holding the text, its lower case or its base64."""
+    forms = [text.encode(), text.lower().encode(), base64.b64encode(text.encode())]
+    return [p for p in home.rglob("*") if p.is_file() and any(f in p.read_bytes() for f in forms)]
+
+
+def snapshot(home):
+    return {p.relative_to(home): p.read_bytes() for p in sorted(home.rglob("*")) if p.is_file()}
+
+
+def test_wrong_passphrase_or_impossible_replay_changes_nothing(store, base_model, tmp_path):
+    promote_chain(store, base_model, tmp_path, n=2)
+    secret = load_jsonl(tmp_path / "u0.jsonl")[0].fields["text"]
+    before = snapshot(store.home)
+    svc = Weightgate(store, passphrase=lambda name: "wrong passphrase!" if name == "alice" else PASSPHRASES[name])
+    with pytest.raises(WeightgateError, match="passphrase"):
+        svc.forget(None, secret, by="olga", proposer="alice")
+    assert snapshot(store.home) == before
+    # an approximate revert leaves a version without a recipe: an exact replay across it is impossible
+    done = Weightgate(store).revert(2, False, by="olga", proposer="alice")
+    from tests.update_pipeline.test_unlearn import _through
+
+    assert _through(store, done.proposal.id) == 3
+    before = snapshot(store.home)
+    with pytest.raises(WeightgateError, match="no exact replay is possible.*nothing was changed"):
+        Weightgate(store).forget(None, secret, by="olga", proposer="alice")
+    assert snapshot(store.home) == before
+    # --no-replay tombstones instead: the champion goes back to the base, nothing is proposed
+    done = Weightgate(store).forget(None, secret, by="olga", proposer="alice", replay=False)
+    assert done.proposal is None and done.tombstoned == [1, 2, 3]
+    assert verify_store(store, deep=True)["champion"] == 0
+    assert leaks(store.home, secret) == []
+
+
+def test_every_copy_goes_and_trained_versions_are_tombstoned(store, base_model, tmp_path):
+    from mlflow import MlflowClient
+
+    promote_chain(store, base_model, tmp_path, n=2)
+    victim = load_jsonl(tmp_path / "u0.jsonl")[0]
+    secret = "Ada Quartermaine, 12 Lantern Row"
+    # the same person in another update nobody promoted yet, in its meta and its id
+    other = world.fact_records(world.countries(n=40)[36:], "curated")
+    other[0]["meta"] = {"note": f"called by {secret}"}
+    other[1]["id"] = f"{secret} / 2"
+    data = write_jsonl(tmp_path / "other.jsonl", other)
+    out = tmp_path / "other"
+    train_update(base_model, "base", load_jsonl(data), out, epochs=1)
+    pending = propose(store, str(base_model), out, data, "alice", "alice-passphrase").id
+    # and in the promoted update the victim's record: forget it by its id (derived from its content)
+    assert victim.id.startswith("r-")
+    # leftovers: a killed replay's temporary folder and a cached copy of the data
+    (store.cache_dir / "tmpkilled").mkdir(parents=True)
+    shutil.copy(data, store.cache_dir / "tmpkilled" / "data-v1.jsonl")
+    (store.cache_dir / "demo").mkdir()
+    shutil.copy(tmp_path / "u0.jsonl", store.cache_dir / "demo" / "clean.jsonl")
+
+    done = Weightgate(store).forget(None, secret, by="olga", proposer="alice")
+    assert pending not in {p.name for p in store.proposals_dir.iterdir()}
+    kept = next(iter(load_jsonl(tmp_path / "u1.jsonl")[0].fields.values()))
+    assert leaks(store.home, secret) == [] and leaks(store.home, kept) != []  # other people's records stay
+    assert done.proposal is None and done.tombstoned == []  # not in any promoted update: nothing to replay
+
+    done = Weightgate(store).forget(victim.id, None, by="olga", proposer="alice")
+    assert done.tombstoned == [1, 2] and done.replayed == [1, 2]
+    assert all(leaks(store.home, t) == [] for t in victim.fields.values())
+    assert [r.id for r in load_jsonl(store.cache_dir / "demo" / "clean.jsonl")] == [
+        r.id for r in load_jsonl(tmp_path / "u0.jsonl")[1:]]
+    entries = Ledger.of(store).entries()
+    assert [e.predicate["action"] for e in entries[-2:]] == ["forget", "forget_done"]
+    assert entries[-1].predicate["shredded_keys"] == 1 and entries[-1].predicate["deleted_blobs"] > 0
+    client = MlflowClient(tracking_uri=store.tracking_uri(), registry_uri=store.tracking_uri())
+    for mv in client.search_model_versions(f"name = '{store.model_name}'"):
+        v = int(mv.tags["weightgate.ledger_version"])
+        files = client.list_artifacts(mv.run_id, "model")
+        assert (files == []) == (v in (1, 2)), v
+        assert ("weightgate.tombstoned" in mv.tags) == (v in (1, 2))
+    assert client.get_model_version_by_alias(store.model_name, "champion").tags["weightgate.ledger_version"] == "0"
+    for v in (1, 2):
+        with pytest.raises(WeightgateError, match="tombstoned"):
+            Weightgate(store).rollback(v, ["bob"])
+        with pytest.raises(WeightgateError, match="tombstoned"):
+            propose(store, f"ledger:{v}", out, data, "alice", "alice-passphrase")
+    assert sorted(versions(entries)) == [0, 1, 2]  # the ledger keeps the entries and says why
+    assert verify_store(store, deep=True)["champion"] == 0

@@ -1,0 +1,219 @@
+"""Forget one person's records: a two-phase operation that a kill cannot leave half done.
+
+1. Check, writing nothing: the actor may forget, the replay proposer's key unlocks, an exact
+   replay is possible (or ``replay=False`` was asked for).
+2. Intent, one signed ``forget`` entry: the affected versions' data re-encrypted without the
+   records under new keys; every version trained on them (the affected ones and everything
+   descended from them) tombstoned; the champion moved to the newest version they never
+   touched; the texts to search copies for sealed under a key of their own.
+3. The exact replay without the records, proposed against that version, its origin naming the intent.
+4. Shredding (update_pipeline.shred), then a ``forget_done`` entry naming the intent.
+
+A rerun (``forget --resume``, or any later forget) finishes an interrupted one; promote and
+rollback refuse to run while one is unfinished.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from governance.blobs import BlobStore
+from governance.data import DataRecord, load_jsonl
+from governance.errors import UsageError, WeightgateError
+from governance.keys import KeyRing, Signer
+from governance.ledger import Entry, Ledger, champion, current_root, pending_forget, versions
+from governance.store import Store
+from governance.vault import seal
+from update_pipeline import shred, witnesses
+from update_pipeline.intake import Proposed, propose
+from update_pipeline.replay import data_of, lineage, read_data, replay
+from update_pipeline.unlearn import Plan, Unlearned, checked_plan, digest, proposal_for, replay_proposer
+
+MIN_SWEEP = 8  # shorter strings (ids, sources) would match unrelated files
+
+
+def strings(obj: Any) -> list[str]:
+    """Every string in a JSON value, keys included."""
+    out, todo = [], [obj]
+    while todo:
+        o = todo.pop()
+        if isinstance(o, str):
+            out.append(o)
+        elif isinstance(o, dict):
+            todo.extend([*o.keys(), *o.values()])
+        elif isinstance(o, list):
+            todo.extend(o)
+    return out
+
+
+def matcher(record_id: str | None, text: str | None):  # noqa: ANN201 (a predicate on records)
+    """Whether a record is the one asked for: by id, or holding the text in any field (id, meta, source too)."""
+    if (record_id is None) == (text is None) or text == "" or record_id == "":
+        raise UsageError("give exactly one of --record-id or --text")
+    if record_id is not None:
+        return lambda r: r.id == record_id
+    return lambda r: any(text in s for s in strings(r.to_json()))
+
+
+def _records(raw: bytes, work: Path) -> list[DataRecord]:
+    path = work / ".scan.jsonl"
+    path.write_bytes(raw)
+    try:
+        return load_jsonl(path, allow_empty=True)
+    finally:
+        path.unlink()
+
+
+def find(store: Store, ledger: Ledger, entries: list[Entry], match: Any, work: Path
+         ) -> tuple[dict[int, set[str]], list[DataRecord]]:
+    """(promoted version -> hashes of its matching records, every matching record, proposals' copies too)."""
+    hits: dict[int, set[str]] = {}
+    found: list[DataRecord] = []
+    for v, e in sorted(versions(entries).items()):
+        if e.predicate.get("data"):
+            got = [r for r in _records(read_data(store, ledger, entries, v), work) if match(r)]
+            if got:
+                hits[v] = {r.record_hash for r in got}
+                found += got
+    for pdir in sorted(store.proposals_dir.glob("prop-*")):
+        try:
+            found += [r for r in load_jsonl(pdir / "data.jsonl", allow_empty=True) if match(r)]
+        except WeightgateError:
+            continue
+    if not found:
+        raise UsageError("no promoted update's data contains that record, nor does any proposal's")
+    return hits, found
+
+
+def plan_of(entries: list[Entry], hits: dict[int, set[str]], records: int) -> Plan:
+    """Replay from the parent of the first affected version in the champion's lineage; nothing to replay when
+    the lineage holds none."""
+    chain = lineage(entries) if entries else []
+    in_chain = [v for v in chain if v in hits]
+    if not in_chain:
+        return Plan("exact", sorted(hits), None, [], records)
+    first = in_chain[0]
+    return checked_plan(entries, Plan("exact", sorted(hits), versions(entries)[first].predicate["parent"],
+                                      chain[chain.index(first):], records))
+
+
+def plan_forget(store: Store, record_id: str | None, text: str | None) -> Plan:
+    ledger = Ledger.of(store)
+    entries = ledger.entries()
+    with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
+        hits, found = find(store, ledger, entries, matcher(record_id, text), Path(tmp))
+    return plan_of(entries, hits, len({r.record_hash for r in found}))
+
+
+def descendants(entries: list[Entry], roots: set[int]) -> set[int]:
+    """`roots` and every version whose parent chain reaches one of them."""
+    made = versions(entries)
+    out = set(roots)
+    for v in sorted(made):
+        parent = made[v].predicate.get("parent")
+        if parent in out:
+            out.add(v)
+    return out
+
+
+def _intent(store: Store, ledger: Ledger, match: Any, sweep_text: str | None, signer: Signer, replay_wanted: bool,
+            tracking_uri: str | None) -> Entry:
+    from update_pipeline.promote import sync_registry
+
+    blobs = BlobStore(store.blobs_dir)
+    with ledger.lock(), tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
+        entries = ledger.entries()
+        current_root(entries).allow("forget", [signer])
+        hits, found = find(store, ledger, entries, match, Path(tmp))
+        removed = sorted({r.record_hash for r in found})
+        plan = plan_of(entries, hits, len(removed))
+        if plan.problem and replay_wanted:
+            raise UsageError(f"no exact replay is possible: {plan.problem}; nothing was changed (--no-replay "
+                             "tombstones the versions trained on the record without proposing a replay)")
+        redacted = []
+        for v in sorted(hits):
+            d = data_of(entries, v)
+            kept = [r for r in _records(read_data(store, ledger, entries, v), Path(tmp))
+                    if r.record_hash not in removed]
+            blob, key, key_id = seal(blobs, b"".join(json.dumps(r.to_json(), sort_keys=True).encode() + b"\n"
+                                                     for r in kept), d["aad"].encode())
+            ledger.put_data_key(key_id, key)
+            redacted.append({"version": v, "blob": blob, "key_id": key_id, "aad": d["aad"],
+                             "record_hashes": [[r.id, r.record_hash] for r in kept], "previous_blob": d["blob"]})
+        texts = sorted({s for r in found for s in (*r.fields.values(), sweep_text) if s and len(s) >= MIN_SWEEP})
+        sblob, skey, skey_id = seal(blobs, json.dumps(texts).encode(), b"forget-sweep")
+        ledger.put_data_key(skey_id, skey)
+        dead = descendants(entries, set(hits))
+        champ = champion(entries)
+        new_champ = plan.start if champ in dead else champ
+        return witnesses.append(store, ledger, entries, {
+            "action": "forget", "version": new_champ, "champion": new_champ, "removed": removed,
+            "redacted": redacted, "affected": sorted(hits), "tombstoned": sorted(dead), "start": plan.start,
+            "replayed": plan.replayed if replay_wanted else [],
+            "sweep": {"blob": sblob, "key_id": skey_id, "aad": "forget-sweep"}},
+            {"removed-records": digest(removed)}, [signer], tracking_uri,
+            after=lambda everything: sync_registry(store, everything, tracking_uri))
+
+
+def _replay_proposal(store: Store, entries: list[Entry], intent: Entry, by: str, passphrase: str | None,
+                     tracking_uri: str | None) -> Proposed | None:
+    """The exact replay without the records (made once: a rerun finds the one already proposed)."""
+    p = intent.predicate
+    if p["start"] is None or not p["replayed"]:
+        return None
+    found = proposal_for(store, entries, intent.seq)
+    if found is not None:
+        return found
+    ledger = Ledger.of(store)
+    with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
+        result, data, _ = replay(store, ledger, entries, p["start"], p["replayed"], Path(tmp))
+        origin = {"forget": p["removed"], "method": "exact", "start": p["start"], "replayed": p["replayed"],
+                  "entry": intent.seq}
+        note = f"forget {len(p['removed'])} record(s): replayed {p['replayed']} from ledger:{p['start']} without them"
+        return propose(store, f"ledger:{p['start']}", result, data, by, passphrase, note, tracking_uri, origin)
+
+
+def _finish(store: Store, intent: Entry, signer: Signer, by: str, passphrase: str | None,
+            tracking_uri: str | None) -> Unlearned:
+    ledger = Ledger.of(store)
+    proposed = _replay_proposal(store, ledger.entries(), intent, by, passphrase, tracking_uri)
+    with ledger.lock():
+        entries = ledger.entries()
+        done = shred.shred(store, ledger, entries, intent, tracking_uri)
+        champ = champion(entries)
+        witnesses.append(store, ledger, entries, {"action": "forget_done", "version": champ, "champion": champ,
+                                                  "forget": intent.seq, **done},
+                         {f"forget-{intent.seq}": intent.digest}, [signer], tracking_uri)
+    p = intent.predicate
+    return Unlearned(proposed, "exact", p["affected"], p["replayed"], p["removed"], tombstoned=p["tombstoned"])
+
+
+def forget(store: Store, record_id: str | None, text: str | None, signer: Signer, by: str | None,
+           passphrase: str | None, tracking_uri: str | None = None, replay_wanted: bool = True) -> Unlearned:
+    """Forget the matching records (signed by `signer`, an approver or operator) and propose the exact replay
+    without them, signed by the proposer key `by` (default: `signer`). Finishes an interrupted forget first;
+    with neither `record_id` nor `text`, only that."""
+    ledger = Ledger.of(store)
+    entries = ledger.entries()
+    root = current_root(entries)
+    root.allow("forget", [signer])
+    by = replay_proposer(root, signer, by)
+    KeyRing(store.keys_dir).signer(by, passphrase)  # a wrong passphrase stops here, before anything is written
+    pending = pending_forget(entries)
+    resumed = _finish(store, pending, signer, by, passphrase, tracking_uri) if pending else None
+    if record_id is None and text is None:
+        if resumed is None:
+            raise UsageError("no interrupted forget to resume; give --record-id or --text")
+        return resumed
+    match = matcher(record_id, text)
+    if resumed is not None:
+        try:
+            with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
+                find(store, ledger, ledger.entries(), match, Path(tmp))
+        except UsageError:
+            return resumed  # the interrupted forget was this one
+    intent = _intent(store, ledger, match, text, signer, replay_wanted, tracking_uri)
+    return _finish(store, intent, signer, by, passphrase, tracking_uri)
