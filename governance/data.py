@@ -8,8 +8,10 @@ hash. Any bad line refuses the whole file, naming every bad line (first ten).
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +95,12 @@ class DataRecord:
     source: str | None
     meta: dict[str, Any] | None
     content_hash: str  # sha256 of the canonical content (everything but the id)
-    record_hash: str  # sha256 of the canonical record, id included: the Merkle leaf
+    record_hash: str  # sha256 of the canonical record, id included; in memory only, never signed or stored
+    canonical: bytes = field(repr=False, default=b"")  # the canonical record, id included
+
+    def mac(self, key: str) -> str:
+        """The record's keyed hash: what signed metadata holds (see record_keys)."""
+        return keyed(key, self.canonical)
 
     @property
     def kind(self) -> str:
@@ -114,8 +121,9 @@ def _record(obj: Any, line: int) -> DataRecord:
     chash = hashlib.sha256(canonical_json(content)).hexdigest()
     rid = rec.id if rec.id is not None else "r-" + chash[:16]
     fields = {k: content[k] for k in TEXT_FIELDS if k in content}
-    rhash = hashlib.sha256(canonical_json({"id": rid, **content})).hexdigest()
-    return DataRecord(rid, line, fields, rec.source, rec.meta, chash, rhash)
+    canonical = canonical_json({"id": rid, **content})
+    return DataRecord(rid, line, fields, rec.source, rec.meta, chash, hashlib.sha256(canonical).hexdigest(),
+                      canonical)
 
 
 def load_jsonl(path: Path, allow_empty: bool = False) -> list[DataRecord]:
@@ -165,6 +173,27 @@ def write_jsonl(records: list[dict[str, Any]], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
     return path
+
+
+def record_keys(n: int) -> dict[str, Any]:
+    """Fresh random keys for a data file: one for the whole file, one per record.
+
+    Signed metadata (manifests, the ledger) holds only keyed hashes (HMAC-SHA256) of the file and of each
+    record, never plain hashes or ids. The keys live beside the data (a proposal's record_keys.json, sealed
+    with the data once promoted); forgetting a record deletes its key and the file's, so nobody can
+    confirm a guess of it against what was signed."""
+    return {"file": secrets.token_hex(32), "records": [secrets.token_hex(32) for _ in range(n)]}
+
+
+def keyed(key: str, data: bytes) -> str:
+    return hmac.new(bytes.fromhex(key), data, hashlib.sha256).hexdigest()
+
+
+def record_macs(records: list[DataRecord], keys: dict[str, Any]) -> list[str]:
+    """Each record's keyed hash, with the keys in the file's order (missing or extra keys: ValueError)."""
+    if len(keys.get("records", [])) != len(records):
+        raise ValueError(f"{len(records)} records but {len(keys.get('records', []))} record keys")
+    return [r.mac(k) for r, k in zip(records, keys["records"], strict=True)]
 
 
 def merkle_root(leaves: list[str]) -> str:

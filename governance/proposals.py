@@ -3,6 +3,7 @@
     proposals/ID/
       manifest.dsse.json   the manifest as an in-toto statement, signed by the proposer
       data.jsonl           the update data, byte for byte as proposed
+      record_keys.json     the keys of the data's keyed hashes (governance.data.record_keys); not signed
       lineage.json         where the proposal lives in MLflow (run id, logged first); not signed
       reports/N.dsse.json  gate reports, signed by the gate runner, newest last
 
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from governance.data import keyed
 from governance.errors import UsageError, VerificationError, WeightgateError
 from governance.signing import sha256_hex, subject_digests, verify_signers
 from governance.trust import RULES, Root
@@ -43,6 +45,9 @@ class Proposal:
     @property
     def data_path(self) -> Path:
         return self.dir / "data.jsonl"
+
+    def keys(self) -> dict[str, Any]:
+        return record_keys_of(self.dir)
 
     def lineage(self) -> dict[str, str]:
         p = self.dir / "lineage.json"
@@ -83,6 +88,15 @@ def _append_file(folder: Path, suffix: str, data: bytes) -> Path:
         return path
 
 
+def record_keys_of(pdir: Path) -> dict[str, Any]:
+    """A proposal's record keys (empty when missing or unreadable: the data then fails its check)."""
+    try:
+        keys = json.loads((pdir / "record_keys.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return keys if isinstance(keys, dict) else {}
+
+
 def proposal_id(envelope: bytes) -> str:
     return "prop-" + sha256_hex(envelope)[:10]
 
@@ -93,7 +107,7 @@ class ProposalStore:
         self.trust = trust
         self.forgotten = frozenset(forgotten)  # record hashes signed forget entries removed
 
-    def create(self, envelope: bytes, data_file: Path, lineage: dict[str, str]) -> str:
+    def create(self, envelope: bytes, data_file: Path, lineage: dict[str, str], keys: dict[str, Any]) -> str:
         """Write the proposal (with where its MLflow run is) under a temporary name and rename it into place:
         a kill leaves the whole proposal or none of it."""
         pid = proposal_id(envelope)
@@ -107,6 +121,7 @@ class ProposalStore:
             (tmp / "manifest.dsse.json").write_bytes(envelope)
             shutil.copyfile(data_file, tmp / "data.jsonl")
             (tmp / "lineage.json").write_text(json.dumps(lineage, indent=2) + "\n")
+            (tmp / "record_keys.json").write_text(json.dumps(keys) + "\n")
             os.replace(tmp, final)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -131,8 +146,9 @@ class ProposalStore:
         signed, body = verify_signers(envelope, self.trust.public_keys(*RULES["propose"][0]), where=where)
         proposer = self.trust.judge("propose", signed, where).signers[0]
         manifest = body["predicate"]
-        data_digest = subject_digests(body).get("data.jsonl")
-        if data_digest != sha256_hex((pdir / "data.jsonl").read_bytes()):
+        keys = record_keys_of(pdir)
+        data_mac = subject_digests(body).get("data.jsonl")
+        if not keys.get("file") or data_mac != keyed(keys["file"], (pdir / "data.jsonl").read_bytes()):
             if not redacted_ok:
                 raise VerificationError(f"{pdir.name}/data.jsonl is not the data its proposer signed")
             self._check_redacted(pdir, manifest, self.forgotten)
@@ -141,14 +157,14 @@ class ProposalStore:
     @staticmethod
     def _check_redacted(pdir: Path, manifest: dict[str, Any], forgotten: set[str]) -> None:
         """Data changed since signing: allowed only as the signed records minus ones a signed forget removed."""
-        from governance.data import load_jsonl
+        from governance.data import load_jsonl, record_macs
 
-        want = [h for _, h in manifest["data"]["record_hashes"] if h not in forgotten]
+        want = [h for h in manifest["data"]["record_macs"] if h not in forgotten]
         try:
-            have = [r.record_hash for r in load_jsonl(pdir / "data.jsonl", allow_empty=True)]
-        except WeightgateError:
+            have = record_macs(load_jsonl(pdir / "data.jsonl", allow_empty=True), record_keys_of(pdir))
+        except (WeightgateError, ValueError, TypeError):
             have = None
-        if have != want or len(want) == len(manifest["data"]["record_hashes"]):
+        if have != want or len(want) == len(manifest["data"]["record_macs"]):
             raise VerificationError(f"{pdir.name}/data.jsonl does not match its signed digest")
 
     def redact(self, pid: str, drop: Callable[[DataRecord], bool]) -> int:
@@ -157,13 +173,17 @@ class ProposalStore:
 
         pdir = self.root / pid
         records = load_jsonl(pdir / "data.jsonl", allow_empty=True)
-        kept = [r for r in records if not drop(r)]
-        if len(kept) == len(records):
+        keys = record_keys_of(pdir)
+        pairs = [(r, k) for r, k in zip(records, keys.get("records", []), strict=False) if not drop(r)]
+        if len(pairs) == len(records):
             return 0
+        tmp = pdir / ".record_keys.json.tmp"  # keys first: a kill leaves old data with fewer keys (refused)
+        tmp.write_text(json.dumps({"file": None, "records": [k for _, k in pairs]}) + "\n")
+        tmp.replace(pdir / "record_keys.json")
         tmp = pdir / ".data.jsonl.tmp"
-        tmp.write_bytes(b"".join(json.dumps(r.to_json(), sort_keys=True).encode() + b"\n" for r in kept))
+        tmp.write_bytes(b"".join(json.dumps(r.to_json(), sort_keys=True).encode() + b"\n" for r, _ in pairs))
         tmp.replace(pdir / "data.jsonl")
-        return len(records) - len(kept)
+        return len(records) - len(pairs)
 
     def add_report(self, pid: str, envelope: bytes) -> Path:
         return _append_file(self.root / pid / "reports", "", envelope)

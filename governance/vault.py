@@ -17,9 +17,10 @@ from governance.errors import VerificationError
 from governance.signing import sha256_hex
 
 
-def seal(blobs: BlobStore, plaintext: bytes, aad: bytes) -> tuple[str, bytes, str]:
-    """Encrypt and store; returns (blob digest, key, key id). The key id is sha256 of the key."""
-    key = AESGCM.generate_key(bit_length=256)
+def seal(blobs: BlobStore, plaintext: bytes, aad: bytes, key: bytes | None = None) -> tuple[str, bytes, str]:
+    """Encrypt and store (under `key`, or a new one); returns (blob digest, key, key id). The key id is sha256
+    of the key."""
+    key = key or AESGCM.generate_key(bit_length=256)
     nonce = os.urandom(12)
     blob = blobs.put_bytes(nonce + AESGCM(key).encrypt(nonce, plaintext, aad))
     return blob, key, sha256_hex(key)

@@ -26,10 +26,12 @@ def entry_blobs(pred: dict[str, Any], skip_weights: bool = False) -> set[str]:
         out |= version_blobs(pred["weights"])
     p = pred.get("proposal") or {}
     out |= {b for b in (p.get("manifest_blob"), p.get("report_blob"), *p.get("approval_blobs", [])) if b}
-    if pred.get("data"):
-        out.add(pred["data"]["blob"])
+    for d in [pred["data"]] if pred.get("data") else []:
+        out |= {d["blob"], d["keys_blob"]}
     for d in pred.get("redacted", []):
-        out.add(d["blob"])
+        out |= {d["blob"], d["keys_blob"]}
+    if pred.get("sweep"):
+        out.add(pred["sweep"]["blob"])
     if pred.get("policy"):
         out |= {pred["policy"]["blob"], *pred["policy"]["suites"].values()}
     return out

@@ -67,9 +67,8 @@ def probe_of(records: list[DataRecord], steps: list[dict[str, Any]] | None) -> t
     """An update's probe set: the records its recipe held out of training (or, with no recipe or one
     from before hold-outs were recorded, the same deterministic split made now: not held out),
     then up to TAUGHT records it trained on, the cases of what it taught."""
-    if steps and all("probe_ids" in s for s in steps):
-        ids = {i for s in steps for i in s["probe_ids"]}
-        held, held_out = [r for r in records if r.id in ids], True
+    if steps and all("probe_records" in s for s in steps):  # the split is deterministic: made again here
+        held, held_out = probe_split(records, max(s["holdout"] for s in steps))[1], True
     else:
         held, held_out = probe_split(records, HOLDOUT)[1], False
     kept = {id(r) for r in held}

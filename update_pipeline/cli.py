@@ -133,7 +133,7 @@ def train(
         records = load_jsonl(scrubbed)
     recipe = train_update(base_dir, base, records, out, lora=lora, epochs=epochs, seed=seed, holdout=holdout)
     typer.echo(f"wrote {'LoRA adapter' if lora else 'model'} to {out} (final loss {recipe['final_loss']:.3f}; "
-               f"{len(recipe['probe_ids'])} records held out as its probe set)")
+               f"{recipe['probe_records']} records held out as its probe set)")
 
 
 @app.command()

@@ -21,15 +21,17 @@ from pathlib import Path
 from typing import Any
 
 from governance.blobs import BlobStore
-from governance.data import DataRecord, load_jsonl
+from governance.data import DataRecord, load_jsonl, record_macs
 from governance.errors import UsageError, WeightgateError
 from governance.keys import KeyRing, Signer
 from governance.ledger import Entry, Ledger, champion, current_root, pending_forget, versions
+from governance.proposals import record_keys_of
 from governance.store import Store
 from governance.vault import seal
 from update_pipeline import shred, witnesses
 from update_pipeline.intake import Proposed, propose
-from update_pipeline.replay import data_of, lineage, read_data, replay
+from update_pipeline.promote import seal_data
+from update_pipeline.replay import data_of, lineage, read_data, read_keys, replay
 from update_pipeline.unlearn import Plan, Unlearned, checked_plan, digest, proposal_for, replay_proposer
 
 MIN_SWEEP = 8  # shorter strings (ids, sources) would match unrelated files
@@ -68,24 +70,33 @@ def _records(raw: bytes, work: Path) -> list[DataRecord]:
 
 
 def find(store: Store, ledger: Ledger, entries: list[Entry], match: Any, work: Path
-         ) -> tuple[dict[int, set[str]], list[DataRecord]]:
-    """(promoted version -> hashes of its matching records, every matching record, proposals' copies too)."""
+         ) -> tuple[dict[int, set[str]], list[DataRecord], set[str]]:
+    """(promoted version -> keyed hashes of its matching records, every matching record (proposals' copies
+    too), the keyed hashes of all of them)."""
     hits: dict[int, set[str]] = {}
     found: list[DataRecord] = []
+    macs: set[str] = set()
     for v, e in sorted(versions(entries).items()):
         if e.predicate.get("data"):
-            got = [r for r in _records(read_data(store, ledger, entries, v), work) if match(r)]
+            records = _records(read_data(store, ledger, entries, v), work)
+            got = [(r, m) for r, m in zip(records, record_macs(records, read_keys(store, ledger, entries, v)),
+                                          strict=True) if match(r)]
             if got:
-                hits[v] = {r.record_hash for r in got}
-                found += got
+                hits[v] = {m for _, m in got}
+                found += [r for r, _ in got]
     for pdir in sorted(store.proposals_dir.glob("prop-*")):
         try:
-            found += [r for r in load_jsonl(pdir / "data.jsonl", allow_empty=True) if match(r)]
+            records = load_jsonl(pdir / "data.jsonl", allow_empty=True)
         except WeightgateError:
             continue
+        found += [r for r in records if match(r)]
+        try:
+            macs |= {m for r, m in zip(records, record_macs(records, record_keys_of(pdir)), strict=True) if match(r)}
+        except ValueError:
+            pass  # keys missing or edited: its copy is still removed, by content
     if not found:
         raise UsageError("no promoted update's data contains that record, nor does any proposal's")
-    return hits, found
+    return hits, found, macs | set().union(*hits.values())
 
 
 def plan_of(entries: list[Entry], hits: dict[int, set[str]], records: int) -> Plan:
@@ -104,7 +115,7 @@ def plan_forget(store: Store, record_id: str | None, text: str | None) -> Plan:
     ledger = Ledger.of(store)
     entries = ledger.entries()
     with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
-        hits, found = find(store, ledger, entries, matcher(record_id, text), Path(tmp))
+        hits, found, _ = find(store, ledger, entries, matcher(record_id, text), Path(tmp))
     return plan_of(entries, hits, len({r.record_hash for r in found}))
 
 
@@ -127,24 +138,26 @@ def _intent(store: Store, ledger: Ledger, match: Any, sweep_text: str | None, si
     with ledger.lock(), tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
         entries = ledger.entries()
         current_root(entries).allow("forget", [signer])
-        hits, found = find(store, ledger, entries, match, Path(tmp))
-        removed = sorted({r.record_hash for r in found})
-        plan = plan_of(entries, hits, len(removed))
+        hits, found, macs = find(store, ledger, entries, match, Path(tmp))
+        removed = sorted(macs)
+        hashes = {r.record_hash for r in found}
+        plan = plan_of(entries, hits, len(hashes))
         if plan.problem and replay_wanted:
             raise UsageError(f"no exact replay is possible: {plan.problem}; nothing was changed (--no-replay "
                              "tombstones the versions trained on the record without proposing a replay)")
         redacted = []
         for v in sorted(hits):
             d = data_of(entries, v)
-            kept = [r for r in _records(read_data(store, ledger, entries, v), Path(tmp))
-                    if r.record_hash not in removed]
-            blob, key, key_id = seal(blobs, b"".join(json.dumps(r.to_json(), sort_keys=True).encode() + b"\n"
-                                                     for r in kept), d["aad"].encode())
-            ledger.put_data_key(key_id, key)
-            redacted.append({"version": v, "blob": blob, "key_id": key_id, "aad": d["aad"],
-                             "record_hashes": [[r.id, r.record_hash] for r in kept], "previous_blob": d["blob"]})
+            records = _records(read_data(store, ledger, entries, v), Path(tmp))
+            kept = [(r, k) for r, k in zip(records, read_keys(store, ledger, entries, v)["records"], strict=True)
+                    if r.record_hash not in hashes]
+            plain = b"".join(json.dumps(r.to_json(), sort_keys=True).encode() + b"\n" for r, _ in kept)
+            sealed = seal_data(store, ledger, plain, {"file": None, "records": [k for _, k in kept]}, d["aad"])
+            redacted.append({"version": v, **sealed, "record_macs": [r.mac(k) for r, k in kept],
+                             "previous_blob": d["blob"]})
         texts = sorted({s for r in found for s in (*r.fields.values(), sweep_text) if s and len(s) >= MIN_SWEEP})
-        sblob, skey, skey_id = seal(blobs, json.dumps(texts).encode(), b"forget-sweep")
+        sweep = {"texts": texts, "hashes": sorted(hashes)}  # what copies look like; shredded at the end
+        sblob, skey, skey_id = seal(blobs, json.dumps(sweep).encode(), b"forget-sweep")
         ledger.put_data_key(skey_id, skey)
         dead = descendants(entries, set(hits))
         champ = champion(entries)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from governance.blobs import BlobStore
-from governance.data import DataRecord, load_jsonl, merkle_root
+from governance.data import DataRecord, keyed, load_jsonl, merkle_root, record_keys, record_macs
 from governance.errors import InputError, UsageError
 from governance.keys import KeyRing
 from governance.lineage import Lineage
@@ -42,8 +42,10 @@ def _files(folder: Path) -> tuple[dict[str, Path], dict[str, Path]]:
 
 
 def build_manifest(base_ref: str, base_dir: Path, candidate: Path, data: Path, proposer: str, note: str,
-                   origin: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Path], list[DataRecord]]:
-    """The manifest, the candidate's files to store (name -> path) and the data records."""
+                   origin: dict[str, Any] | None = None
+                   ) -> tuple[dict[str, Any], dict[str, Path], list[DataRecord], dict[str, Any]]:
+    """The manifest, the candidate's files to store (name -> path), the data records and their keys (the
+    manifest holds only keyed hashes of the data: governance.data.record_keys)."""
     kind = candidate_kind(candidate)
     base_w, base_c = _files(base_dir)
     if kind == "delta":
@@ -54,9 +56,11 @@ def build_manifest(base_ref: str, base_dir: Path, candidate: Path, data: Path, p
         raise InputError(f"{candidate}: a full model folder needs its config.json (copy the base's if the "
                          "architecture is unchanged)")
     records = load_jsonl(data, allow_empty=origin is not None)
+    keys = record_keys(len(records))
+    macs = record_macs(records, keys)
     base = folder_tensors(base_dir)
     delta = compute_delta(kind, candidate, base)
-    digests = sha256_files([*base_w.values(), *base_c.values(), *cand_w.values(), *cand_c.values(), data])
+    digests = sha256_files([*base_w.values(), *base_c.values(), *cand_w.values(), *cand_c.values()])
     stats = delta_stats(delta, base)
     manifest = {
         "schema": "weightgate.manifest/v1",
@@ -69,12 +73,12 @@ def build_manifest(base_ref: str, base_dir: Path, candidate: Path, data: Path, p
         "candidate": {"kind": kind, "source": str(candidate),
                       "files": {n: digests[p] for n, p in cand_w.items()},
                       "config_files": {n: digests[p] for n, p in cand_c.items()}},
-        "data": {"sha256": digests[data], "records": len(records), "merkle_root": merkle_root(
-            [r.record_hash for r in records]), "record_hashes": [[r.id, r.record_hash] for r in records]},
+        "data": {"mac": keyed(keys["file"], data.read_bytes()), "records": len(records),
+                 "merkle_root": merkle_root(macs), "record_macs": macs},
         "delta": {"tensors": stats, "changed_tensors": sum(1 for s in stats.values() if s["l2"] > 0),
                   "total_l2": sum(s["l2"] ** 2 for s in stats.values()) ** 0.5},
     }
-    return manifest, {**cand_w, **cand_c}, records
+    return manifest, {**cand_w, **cand_c}, records, keys
 
 
 def propose(store: Store, base_ref: str, candidate: Path, data: Path, by: str, passphrase: str | None,
@@ -90,10 +94,10 @@ def propose(store: Store, base_ref: str, candidate: Path, data: Path, by: str, p
     root.allow("propose", [signer])
     base_dir = refs.resolve(base_ref, store, tracking_uri)
     base_ref = refs.pin(base_ref, store, tracking_uri)
-    manifest, to_store, records = build_manifest(base_ref, base_dir, candidate, data, by, note, origin)
+    manifest, to_store, records, keys = build_manifest(base_ref, base_dir, candidate, data, by, note, origin)
     cand = manifest["candidate"]
     subjects = {f"candidate/{n}": d for n, d in {**cand["files"], **cand["config_files"]}.items()}
-    subjects["data.jsonl"] = manifest["data"]["sha256"]
+    subjects["data.jsonl"] = manifest["data"]["mac"]  # HMAC-SHA256 under the file's key, not a plain sha256
     envelope = sign_envelope(statement(subjects, "Proposal/v1", manifest), signer.key, signer.keyid)
 
     pid = proposal_id(envelope)
@@ -103,7 +107,7 @@ def propose(store: Store, base_ref: str, candidate: Path, data: Path, by: str, p
     for name, path in to_store.items():
         blobs.put_file(path, {**cand["files"], **cand["config_files"]}[name])
     run_id = _log(store, pid, manifest, records, envelope, tracking_uri)  # a kill here leaves only a stray run
-    proposals.create(envelope, data, {"run_id": run_id, "tracking_uri": store.tracking_uri(tracking_uri)})
+    proposals.create(envelope, data, {"run_id": run_id, "tracking_uri": store.tracking_uri(tracking_uri)}, keys)
     return Proposed(pid, run_id, cand["kind"], sha256_hex(envelope))
 
 
@@ -111,8 +115,8 @@ def _log(store: Store, pid: str, manifest: dict[str, Any], records: list[DataRec
          tracking_uri: str | None) -> str:
     import pandas as pd
 
-    frame = pd.DataFrame([{"id": r.id, "line": r.line, "kind": r.kind, "record_hash": r.record_hash,
-                           "chars": sum(len(v) for v in r.fields.values())} for r in records])
+    frame = pd.DataFrame([{"line": r.line, "kind": r.kind, "chars": sum(len(v) for v in r.fields.values())}
+                          for r in records])  # no ids or plain hashes leave the proposal
     pdir = store.proposals_dir / pid
     params = {"base": manifest["base"]["ref"], "candidate_kind": manifest["candidate"]["kind"],
               "data_merkle_root": manifest["data"]["merkle_root"], "proposer": manifest["proposer"],

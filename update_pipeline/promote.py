@@ -100,20 +100,32 @@ def status(store: Store, ref: str) -> decisions.ApprovalStatus:
                            sha256_hex(envelope), required_approvals(entries))
 
 
-def _signed_data(proposal: Proposal) -> bytes:
-    """The update data, read once and checked: what was signed is what is sealed."""
-    raw = proposal.data_path.read_bytes()
-    if sha256_hex(raw) != proposal.manifest["data"]["sha256"]:
+def _signed_data(proposal: Proposal) -> tuple[bytes, dict[str, Any]]:
+    """The update data and its record keys, read once and checked: what was signed is what is sealed."""
+    from governance.data import keyed
+
+    raw, keys = proposal.data_path.read_bytes(), proposal.keys()
+    if not keys.get("file") or keyed(keys["file"], raw) != proposal.manifest["data"]["mac"]:
         raise VerificationError(f"{proposal.id}/data.jsonl is not the data its proposer signed")
-    return raw
+    return raw, keys
 
 
-def _data_record(store: Store, ledger: Ledger, proposal: Proposal, raw: bytes) -> dict[str, Any]:
-    blob, key, key_id = seal(BlobStore(store.blobs_dir), raw, proposal.id.encode())
+def seal_data(store: Store, ledger: Ledger, raw: bytes, keys: dict[str, Any], aad: str) -> dict[str, str]:
+    """The data and its record keys sealed under one new key: (blob, keys_blob, key_id, aad)."""
+    import json
+
+    blobs = BlobStore(store.blobs_dir)
+    blob, key, key_id = seal(blobs, raw, aad.encode())
+    keys_blob, _, _ = seal(blobs, json.dumps(keys).encode(), f"{aad}/keys".encode(), key)
     ledger.put_data_key(key_id, key)
+    return {"blob": blob, "keys_blob": keys_blob, "key_id": key_id, "aad": aad}
+
+
+def _data_record(store: Store, ledger: Ledger, proposal: Proposal, data: tuple[bytes, dict[str, Any]]
+                 ) -> dict[str, Any]:
     d = proposal.manifest["data"]
-    return {"blob": blob, "key_id": key_id, "aad": proposal.id, "sha256": d["sha256"],
-            "merkle_root": d["merkle_root"], "record_hashes": d["record_hashes"]}
+    return {**seal_data(store, ledger, *data, proposal.id), "mac": d["mac"], "merkle_root": d["merkle_root"],
+            "record_macs": d["record_macs"]}
 
 
 def _recipe(store: Store, proposal: Proposal, version: int) -> list[dict[str, Any]] | None:

@@ -51,6 +51,15 @@ def read_data(store: Store, ledger: Ledger, entries: list[Entry], version: int) 
     return open_sealed(BlobStore(store.blobs_dir), d["blob"], ledger.data_key(d["key_id"]), d["aad"].encode())
 
 
+def read_keys(store: Store, ledger: Ledger, entries: list[Entry], version: int) -> dict[str, Any]:
+    """The record keys sealed with a version's update data."""
+    import json
+
+    d = data_of(entries, version)
+    return json.loads(open_sealed(BlobStore(store.blobs_dir), d["keys_blob"], ledger.data_key(d["key_id"]),
+                                  f"{d['aad']}/keys".encode()))
+
+
 def _records(store: Store, ledger: Ledger, entries: list[Entry], version: int, work: Path) -> list[DataRecord]:
     path = work / f"data-v{version}.jsonl"
     path.write_bytes(read_data(store, ledger, entries, version))

@@ -54,9 +54,11 @@ def _candidate_blobs(pdir: Path) -> set[str]:
         return set()
 
 
-def _holds(record: DataRecord, removed: set[str], texts: list[bytes]) -> bool:
+def _holds(record: DataRecord, hashes: set[str], texts: list[bytes]) -> bool:
+    """Whether a record is a copy of a forgotten one: its plain hash (known only until the sweep key is
+    shredded) or one of the texts."""
     raw = json.dumps(record.to_json()).encode()
-    return record.record_hash in removed or any(n in raw for n in texts)
+    return record.record_hash in hashes or any(n in raw for n in texts)
 
 
 def _proposals(store: Store, entries: list[Entry], removed: set[str], texts: list[bytes], dead: set[int]
@@ -150,12 +152,12 @@ def shred(store: Store, ledger: Ledger, entries: list[Entry], intent: Entry, tra
           ) -> dict[str, Any]:
     """Carry out a forget entry's shredding; returns what the forget_done entry records."""
     p = intent.predicate
-    removed = set(p["removed"])
     dead = set(tombstones(entries[:intent.seq]))
     sweep = p.get("sweep")
     key = ledger.data_key(sweep["key_id"]) if sweep else None
-    texts = needles(json.loads(open_sealed(BlobStore(store.blobs_dir), sweep["blob"], key,
-                                                         sweep["aad"].encode()))) if key else []
+    found = json.loads(open_sealed(BlobStore(store.blobs_dir), sweep["blob"], key, sweep["aad"].encode())
+                       ) if sweep and key else {"texts": [], "hashes": []}
+    removed, texts = set(found["hashes"]), needles(found["texts"])
     gone, unwanted = _proposals(store, entries, removed, texts, dead)
     deleted = _blobs(store, entries, dead, unwanted, gone)
     _cache(store, removed, texts, dead)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from governance.data import DataRecord, merkle_root, probe_split
+from governance.data import DataRecord, probe_split
 
 if TYPE_CHECKING:
     import torch
@@ -99,9 +99,9 @@ def train_update(base_dir: Path, base_ref: str, records: Sequence[DataRecord], o
     model.save_pretrained(out)
     if not lora:
         tokenizer.save_pretrained(out)
-    recipe = {"base": base_ref, "data_merkle_root": merkle_root([r.record_hash for r in records]),
+    recipe = {"base": base_ref,  # no record ids or plain hashes: the recipe is kept in the signed ledger
               "records": len(records), "trained_records": len(trained), "holdout": holdout,
-              "probe_ids": [r.id for r in probe], "lora": lora, "epochs": epochs, "seed": seed, "lr": lr,
+              "probe_records": len(probe), "lora": lora, "epochs": epochs, "seed": seed, "lr": lr,
               "batch_size": batch_size, "final_loss": losses[-1] if losses else None,
               "torch": torch.__version__, "transformers": transformers.__version__,
               "threads": torch.get_num_threads()}

@@ -56,8 +56,8 @@ def test_redactions_side_file_changes_nothing(store, approved):
     pdir = store.proposals_dir / pid
     from governance.proposals import ProposalStore
 
-    hashes = [h for _, h in ProposalStore(store.proposals_dir, Weightgate(store).root()).load(pid)
-              .manifest["data"]["record_hashes"]]
+    hashes = [h for h in ProposalStore(store.proposals_dir, Weightgate(store).root()).load(pid)
+              .manifest["data"]["record_macs"]]
     (pdir / "data.jsonl").write_text("")
     (pdir / "redactions.json").write_text(json.dumps(hashes))
     with pytest.raises(VerificationError, match="not the data its proposer signed"):

@@ -29,7 +29,7 @@ def test_full_candidate_manifest_and_mlflow(store, base_model, full_candidate, u
     assert m["candidate"]["kind"] == "full" and prop.proposer == "alice"
     assert set(m["candidate"]["files"]) == {"model.safetensors"}
     assert "config.json" in m["candidate"]["config_files"] and "tokenizer.json" in m["base"]["config_files"]
-    assert m["data"]["records"] == len(m["data"]["record_hashes"]) == 12
+    assert m["data"]["records"] == len(m["data"]["record_macs"]) == 12
     assert m["delta"]["changed_tensors"] > 0 and m["delta"]["total_l2"] > 0
     some = m["delta"]["tensors"]["transformer.h.0.attn.c_attn.weight"]
     assert some["l2"] > 0 and 0 < some["top1pct_row_share"] <= 1

@@ -76,7 +76,11 @@ def test_forget_a_record(store, base_model, tmp_path):
     secret = victim.fields["text"]
     assert secret.startswith("The capital of")
     done = Weightgate(store).forget(None, secret, by="olga", proposer="alice")
-    assert done.affected == [2] and done.replayed == [2, 3] and done.removed == [victim.record_hash]
+    assert done.affected == [2] and done.replayed == [2, 3] and len(done.removed) == 1
+    # signed metadata holds keyed hashes only: neither the record's plain hash nor its id is anywhere, and
+    # its key is gone, so a guess of the record cannot be confirmed against the signed keyed hash
+    for clue in (victim.record_hash, victim.id):
+        assert [p for p in store.home.rglob("*") if p.is_file() and clue.encode() in p.read_bytes()] == []
 
     leaks = [p for p in store.home.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
     assert leaks == []
@@ -96,13 +100,14 @@ def test_forget_a_record(store, base_model, tmp_path):
     m = _manifest(store, done.proposal.id)
     assert m["base"]["ref"] == "ledger:1"
     assert m["candidate"]["files"]["model.safetensors"] == sha(c / "model.safetensors")
-    assert victim.record_hash not in {h for _, h in m["data"]["record_hashes"]}
+    assert m["data"]["records"] == len(kept) + len(load_jsonl(tmp_path / "u2.jsonl"))  # replayed, without it
     # the promoted proposal's own copy was redacted and still verifies against its signature, for reading;
     # it can never be checked or promoted again in that state
     entries = Ledger.of(store).entries()
     redacted = next(e.predicate["proposal"]["id"] for e in entries if e.predicate.get("version") == 2
                     and e.predicate["action"] == "promote")
-    proposals = ProposalStore(store.proposals_dir, Weightgate(store).root(), {victim.record_hash})
+    forgotten = set(entries[-2].predicate["removed"])
+    proposals = ProposalStore(store.proposals_dir, Weightgate(store).root(), forgotten)
     proposals.load(redacted, redacted_ok=True)
     with pytest.raises(VerificationError, match="not the data its proposer signed"):
         proposals.load(redacted)
