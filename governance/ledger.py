@@ -245,6 +245,20 @@ def forgotten(entries: list[Entry]) -> set[str]:
     return {h for e in entries if e.predicate["action"] == "forget" for h in e.predicate["removed"]}
 
 
+def recorded_reports(entries: list[Entry]) -> dict[str, list[tuple[int, str, int]]]:
+    """proposal id -> its recorded reports, oldest first: (number, envelope sha256, ledger entry)."""
+    out: dict[str, list[tuple[int, str, int]]] = {}
+    for e in entries:
+        if e.predicate["action"] == "report":
+            out.setdefault(e.predicate["proposal_id"], []).append((e.predicate["number"], e.predicate["report"], e.seq))
+    return out
+
+
+def removed_proposals(entries: list[Entry]) -> set[str]:
+    """Unpromoted proposals a forget removed (they held forgotten records)."""
+    return {p for e in entries if e.predicate["action"] == "forget_done" for p in e.predicate["removed_proposals"]}
+
+
 def pending_forget(entries: list[Entry]) -> Entry | None:
     """The forget entry whose shredding has not finished (no forget_done names it), if any."""
     done = {e.predicate["forget"] for e in entries if e.predicate["action"] == "forget_done"}

@@ -24,6 +24,15 @@ class Approvals(BaseModel):
     required: int = Field(ge=1, description="distinct approver keys needed; the proposer never counts")
 
 
+class Limits(BaseModel):
+    """Sizes intake accepts; anything larger is refused with a message naming the limit."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    max_side_file_mb: int = Field(128, ge=1, description="a config, tokenizer or other non-weight file")
+    max_data_mb: int = Field(1024, ge=1, description="the update data file")
+    max_records: int = Field(1_000_000, ge=1, description="records in the update data")
+
+
 class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     version: Literal[1]
@@ -33,6 +42,7 @@ class Policy(BaseModel):
     gates: dict[str, dict[str, Any]] = Field(min_length=1, description="gate name -> its options")
     witnesses: list[str] = Field(default_factory=list, description="files (paths or file:// URLs) outside "
                                  "the store that receive every signed checkpoint of the ledger head")
+    limits: Limits = Field(default_factory=Limits)
     file_digest: str = Field(default="", description="sha256 of the policy file's bytes (set on load)")
 
     @field_validator("witnesses")
@@ -47,6 +57,17 @@ class Policy(BaseModel):
     suites: dict[str, str] = Field(default_factory=dict, description="suite name -> sha256 of its file (set on load)")
     suite_files: dict[str, str] = Field(default_factory=dict, description="suite name -> its path (set on load)")
     digest: str = Field(default="", description="sha256 over the policy file and every suite file it uses")
+
+
+def limits_in_force(read_blob: Any, ref: dict[str, Any] | None) -> Limits:
+    """The size limits of the ledger's policy in force (`ref`), or the defaults before any policy."""
+    if ref is None:
+        return Limits()
+    doc = yaml.safe_load(read_blob(ref["blob"])) or {}
+    try:
+        return Limits.model_validate(doc.get("limits") or {})
+    except ValidationError as exc:
+        raise PolicyError(f"policy in force: limits: {exc.errors()[0]['msg']}") from None
 
 
 def composite_digest(file_digest: str, suites: dict[str, str]) -> str:

@@ -5,7 +5,8 @@
       data.jsonl           the update data, byte for byte as proposed
       record_keys.json     the keys of the data's keyed hashes (governance.data.record_keys); not signed
       lineage.json         where the proposal lives in MLflow (run id, logged first); not signed
-      reports/N.dsse.json  gate reports, signed by the gate runner, newest last
+      reports/N.dsse.json  gate reports, signed by the gate runner; each recorded in the ledger (a report
+                           entry with its sha256), and the newest recorded one is in force
 
 A proposal directory is created under a temporary name and renamed into place, so a
 crash never leaves half a proposal. Loading verifies the proposer's signature.
@@ -102,10 +103,20 @@ def proposal_id(envelope: bytes) -> str:
 
 
 class ProposalStore:
-    def __init__(self, root: Path, trust: Root, forgotten: set[str] | frozenset[str] = frozenset()) -> None:
+    def __init__(self, root: Path, trust: Root, forgotten: set[str] | frozenset[str] = frozenset(),
+                 recorded: dict[str, list[tuple[int, str, int]]] | None = None) -> None:
         self.root = root
         self.trust = trust
-        self.forgotten = frozenset(forgotten)  # record hashes signed forget entries removed
+        self.forgotten = frozenset(forgotten)  # keyed record hashes signed forget entries removed
+        self.recorded = recorded or {}  # proposal id -> reports the ledger recorded (number, sha256, entry)
+
+    @classmethod
+    def of(cls, root: Path, entries: list[Any]) -> ProposalStore:
+        """The proposals as the verified ledger `entries` see them: judged by the root in force, with the
+        forgotten records and the recorded reports."""
+        from governance.ledger import current_root, forgotten, recorded_reports
+
+        return cls(root, current_root(entries), forgotten(entries), recorded_reports(entries))
 
     def create(self, envelope: bytes, data_file: Path, lineage: dict[str, str], keys: dict[str, Any]) -> str:
         """Write the proposal (with where its MLflow run is) under a temporary name and rename it into place:
@@ -189,19 +200,27 @@ class ProposalStore:
         return _append_file(self.root / pid / "reports", "", envelope)
 
     def latest_report(self, proposal: Proposal) -> tuple[bytes, dict[str, Any]] | None:
-        """The newest signed report (envelope bytes, content), verified; None if never checked."""
-        paths = proposal.report_paths()
-        if not paths:
+        """The newest report the ledger recorded for the proposal (envelope bytes, content), verified; None if
+        never checked. A report file the ledger did not record (a check killed before it) is not in force."""
+        recorded = self.recorded.get(proposal.id)
+        if not recorded:
             return None
-        envelope = paths[-1].read_bytes()
-        _, body = verify_signers(envelope, self.trust.public_keys("gate"), where=f"{proposal.id}/{paths[-1].name}")
+        number, digest, seq = recorded[-1]
+        path = proposal.dir / "reports" / f"{number}.dsse.json"
+        where = f"{proposal.id}/reports/{path.name}"
+        if not path.is_file():
+            raise VerificationError(f"{where}: the report ledger entry {seq} recorded is missing")
+        envelope = path.read_bytes()
+        if sha256_hex(envelope) != digest:
+            raise VerificationError(f"{where}: not the report ledger entry {seq} recorded")
+        _, body = verify_signers(envelope, self.trust.public_keys("gate"), where=where)
         if subject_digests(body).get("manifest.dsse.json") != proposal.manifest_digest:
-            raise VerificationError(f"{proposal.id}/{paths[-1].name} reports on another proposal")
+            raise VerificationError(f"{where} reports on another proposal")
         report = body["predicate"]
         if not (isinstance(report, dict) and report.get("verdict") in ("pass", "fail")
                 and isinstance(report.get("failed_gates"), list) and isinstance(report.get("policy"), dict)
                 and isinstance(report["policy"].get("digest"), str)):
-            raise VerificationError(f"{proposal.id}/{paths[-1].name}: not a gate report (fields missing)")
+            raise VerificationError(f"{where}: not a gate report (fields missing)")
         return envelope, report
 
     def add_decision(self, pid: str, by: str, envelope: bytes) -> Path:

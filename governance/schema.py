@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from governance.errors import VerificationError
 
 Role = Literal["root", "proposer", "approver", "operator", "auditor", "gate"]
-Action = Literal["root", "policy", "genesis", "promote", "rollback", "forget", "forget_done", "revert"]
+Action = Literal["root", "policy", "genesis", "promote", "rollback", "forget", "forget_done", "revert", "report"]
 
 
 class _Strict(BaseModel):
@@ -145,10 +145,22 @@ class RevertEntry(_Entry):
     replayed: list[int]
 
 
+class ReportEntry(_Entry):
+    """A gate report made for a proposal: its number in the proposal's sequence and its envelope's sha256.
+    The newest recorded report of a proposal is the one in force; a recorded one whose file is gone fails
+    verification, so deleting reports cannot bring an older one back."""
+
+    action: Literal["report"]
+    proposal_id: str = Field(pattern=r"^prop-[0-9a-f]{10}$")
+    number: int = Field(ge=1)
+    report: str = Field(pattern=r"^[0-9a-f]{64}$")
+    verdict: Literal["pass", "fail"]
+
+
 ENTRY_MODELS: dict[str, type[_Entry]] = {"root": RootEntry, "policy": PolicyEntry, "genesis": GenesisEntry,
                                          "promote": PromoteEntry, "rollback": RollbackEntry,
                                          "forget": ForgetEntry, "forget_done": ForgetDoneEntry,
-                                         "revert": RevertEntry}
+                                         "revert": RevertEntry, "report": ReportEntry}
 
 
 class Checkpoint(_Strict):

@@ -41,7 +41,7 @@ RULES: dict[str, tuple[frozenset[str], Threshold]] = {
     "approve": (frozenset({"approver"}), "one"),
     "propose": (frozenset({"proposer", "operator"}), "one"),
     "report": (frozenset({"gate"}), "one"),
-    "checkpoint": (frozenset({"root", "approver", "operator"}), "one"),  # those who append entries
+    "checkpoint": (frozenset({"root", "approver", "operator", "gate"}), "one"),  # those who append entries
 }
 
 

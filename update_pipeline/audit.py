@@ -10,7 +10,16 @@ from typing import Any
 from governance.audit_bundle import check_promotion, export_bundle
 from governance.blobs import BlobStore
 from governance.errors import UsageError, VerificationError
-from governance.ledger import Entry, Ledger, chain, champion, current_root, tombstones, versions
+from governance.ledger import (
+    Entry,
+    Ledger,
+    chain,
+    champion,
+    current_root,
+    removed_proposals,
+    tombstones,
+    versions,
+)
 from governance.policy import composite_digest
 from governance.signing import sha256_hex
 from governance.store import Store
@@ -48,7 +57,7 @@ def verify_store(store: Store, deep: bool = False, tracking_uri: str | None = No
     on_disk = [p for p in store.blobs_dir.rglob("*") if p.is_file() and not p.name.startswith(".tmp-")]
     digests = sha256_files(on_disk)
     corrupt = {p.name for p in on_disk if digests[p] != p.name}
-    dead = tombstones(entries)
+    dead, removed = tombstones(entries), removed_proposals(entries)
     for e in entries:
         where = f"ledger entry {e.seq} ({e.predicate['action']} v{e.predicate['version']})"
         gone = e.predicate["action"] in ("genesis", "promote") and e.predicate["version"] in dead
@@ -58,6 +67,8 @@ def verify_store(store: Store, deep: bool = False, tracking_uri: str | None = No
                     blobs.verify(b)  # raises, naming the blob
             if e.predicate["action"] == "promote":
                 check_promotion(e, entries, blobs.read, where)
+            if e.predicate["action"] == "report" and e.predicate["proposal_id"] not in removed:
+                _report_file(store, e.predicate, where)
             if deep:
                 _deep(store, ledger, entries, e, where)
         except VerificationError as exc:
@@ -106,6 +117,14 @@ def _deep(store: Store, ledger: Ledger, entries: list[Entry], e: Entry, where: s
         suites = {n: sha256_hex(blobs.read(b)) for n, b in ref["suites"].items()}
         if composite_digest(sha256_hex(blobs.read(ref["blob"])), suites) != ref["digest"]:
             raise VerificationError(f"{where}: the policy digest does not cover its file and suite files")
+
+
+def _report_file(store: Store, pred: dict[str, Any], where: str) -> None:
+    """Every recorded report is still there, byte for byte: deleting the newest cannot revive an older one."""
+    path = store.proposals_dir / pred["proposal_id"] / "reports" / f"{pred['number']}.dsse.json"
+    if not path.is_file() or sha256_hex(path.read_bytes()) != pred["report"]:
+        raise VerificationError(f"{where}: report {pred['number']} of {pred['proposal_id']} is "
+                                f"{'missing' if not path.is_file() else 'not the one recorded'}")
 
 
 def _restores(store: Store, entries: list[Entry], pred: dict[str, Any], where: str) -> None:

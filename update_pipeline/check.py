@@ -118,6 +118,23 @@ def _kind_result(proposal: Proposal, allowed: list[str]) -> GateResult:
     return GateResult("update_kind", "pass" if ok else "fail", {}, {"kind": kind, "allowed": allowed}, findings)
 
 
+def _record(store: Store, pid: str, number: int, envelope: bytes, verdict: str, gate: Any,
+            tracking_uri: str | None) -> None:
+    """The report's ledger entry, signed by the gate key: from now on it is the proposal's report in force."""
+    from governance.ledger import Ledger, champion
+    from governance.signing import sha256_hex
+    from update_pipeline import witnesses
+
+    ledger = Ledger.of(store)
+    with ledger.lock():
+        entries = ledger.entries()
+        champ = champion(entries)
+        witnesses.append(store, ledger, entries, {
+            "action": "report", "version": champ, "champion": champ, "proposal_id": pid, "number": number,
+            "report": sha256_hex(envelope), "verdict": verdict}, {f"{pid}/reports/{number}": sha256_hex(envelope)},
+            [gate], tracking_uri)
+
+
 def check(store: Store, ref: str, policy_path: Path | None = None, tracking_uri: str | None = None) -> Checked:
     from governance.ledger import check_origin
     from update_pipeline.promote import trusted
@@ -145,7 +162,8 @@ def check(store: Store, ref: str, policy_path: Path | None = None, tracking_uri:
                     round(time.time(), 3), {"file": policy.file_digest, "suites": policy.suites}).to_dict()
     envelope = sign_envelope(statement({"manifest.dsse.json": proposal.manifest_digest}, "GateReport/v1", report),
                              gate.key, gate.keyid)
-    path = proposals.add_report(proposal.id, envelope)
+    path = proposals.add_report(proposal.id, envelope)  # the file first: unrecorded, it is never in force
+    _record(store, proposal.id, int(path.name.split(".")[0]), envelope, report["verdict"], gate, tracking_uri)
     lineage = proposal.lineage()
     if lineage.get("run_id"):
         uri = tracking_uri or lineage.get("tracking_uri") or store.tracking_uri()

@@ -16,7 +16,9 @@ from governance.blobs import BlobStore
 from governance.data import DataRecord, keyed, load_jsonl, merkle_root, record_keys, record_macs
 from governance.errors import InputError, UsageError
 from governance.keys import KeyRing
+from governance.ledger import policy_in_force
 from governance.lineage import Lineage
+from governance.policy import Limits, limits_in_force
 from governance.proposals import proposal_id
 from governance.signing import sha256_hex, sign_envelope, statement
 from governance.store import Store
@@ -34,28 +36,35 @@ class Proposed:
     manifest_digest: str
 
 
-def _files(folder: Path) -> tuple[dict[str, Path], dict[str, Path]]:
+def _files(folder: Path, limits: Limits) -> tuple[dict[str, Path], dict[str, Path]]:
     """(weight files, config/tokenizer files) of a folder, by relative name."""
-    files = {p.relative_to(folder).as_posix(): p for p in model_files(folder)}
+    files = {p.relative_to(folder).as_posix(): p for p in model_files(folder, limits.max_side_file_mb << 20)}
     weights = {n: p for n, p in files.items() if n.endswith(WEIGHT_SUFFIX)}
     return weights, {n: p for n, p in files.items() if n not in weights}
 
 
 def build_manifest(base_ref: str, base_dir: Path, candidate: Path, data: Path, proposer: str, note: str,
-                   origin: dict[str, Any] | None = None
+                   origin: dict[str, Any] | None = None, limits: Limits | None = None
                    ) -> tuple[dict[str, Any], dict[str, Path], list[DataRecord], dict[str, Any]]:
     """The manifest, the candidate's files to store (name -> path), the data records and their keys (the
     manifest holds only keyed hashes of the data: governance.data.record_keys)."""
+    limits = limits or Limits()
     kind = candidate_kind(candidate)
-    base_w, base_c = _files(base_dir)
+    base_w, base_c = _files(base_dir, limits)
     if kind == "delta":
         cand_w, cand_c = {candidate.name: candidate}, {}
     else:
-        cand_w, cand_c = _files(candidate)
+        cand_w, cand_c = _files(candidate, limits)
     if kind == "full" and "config.json" not in cand_c:
         raise InputError(f"{candidate}: a full model folder needs its config.json (copy the base's if the "
                          "architecture is unchanged)")
+    if data.is_file() and data.stat().st_size > limits.max_data_mb << 20:
+        raise InputError(f"{data}: {data.stat().st_size >> 20} MiB of update data is over the {limits.max_data_mb} MiB "
+                         "the policy allows (limits.max_data_mb)")
     records = load_jsonl(data, allow_empty=origin is not None)
+    if len(records) > limits.max_records:
+        raise InputError(f"{data}: {len(records)} records is over the {limits.max_records} the policy allows "
+                         "(limits.max_records)")
     keys = record_keys(len(records))
     macs = record_macs(records, keys)
     base = folder_tensors(base_dir)
@@ -89,12 +98,13 @@ def propose(store: Store, base_ref: str, candidate: Path, data: Path, by: str, p
     """
     from update_pipeline.promote import trusted
 
-    _, _, root, proposals = trusted(store)
+    _, entries, root, proposals = trusted(store)
     signer = KeyRing(store.keys_dir).signer(by, passphrase)
     root.allow("propose", [signer])
     base_dir = refs.resolve(base_ref, store, tracking_uri)
     base_ref = refs.pin(base_ref, store, tracking_uri)
-    manifest, to_store, records, keys = build_manifest(base_ref, base_dir, candidate, data, by, note, origin)
+    limits = limits_in_force(BlobStore(store.blobs_dir).read, policy_in_force(entries))
+    manifest, to_store, records, keys = build_manifest(base_ref, base_dir, candidate, data, by, note, origin, limits)
     cand = manifest["candidate"]
     subjects = {f"candidate/{n}": d for n, d in {**cand["files"], **cand["config_files"]}.items()}
     subjects["data.jsonl"] = manifest["data"]["mac"]  # HMAC-SHA256 under the file's key, not a plain sha256

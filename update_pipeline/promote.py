@@ -55,7 +55,7 @@ def trusted(store: Store) -> tuple[Ledger, list[Entry], Root, ProposalStore]:
     ledger = Ledger.of(store)
     entries = ledger.entries()
     root = current_root(entries)
-    return ledger, entries, root, ProposalStore(store.proposals_dir, root, forgotten(entries))
+    return ledger, entries, root, ProposalStore.of(store.proposals_dir, entries)
 
 
 def _report(proposals: ProposalStore, proposal: Proposal) -> tuple[bytes, dict[str, Any]]:
@@ -148,7 +148,7 @@ def promote(store: Store, ref: str, signers: list[Signer], tracking_uri: str | N
         root = current_root(entries)
         root.allow("promote", signers)
         refuse_if_forget_pending(entries)
-        proposals = ProposalStore(store.proposals_dir, root)
+        proposals = ProposalStore.of(store.proposals_dir, entries)
         proposal = proposals.load(ref)
         if any((e.predicate.get("proposal") or {}).get("id") == proposal.id for e in entries):
             raise UsageError(f"proposal {proposal.id} is already promoted")

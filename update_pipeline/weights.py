@@ -87,8 +87,9 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def model_files(folder: Path) -> list[Path]:
-    """Every regular file of a model folder, refusing links that leave it and pickles."""
+def model_files(folder: Path, max_side_file: int = MAX_SIDE_FILE) -> list[Path]:
+    """Every regular file of a model folder, refusing links that leave it, pickles, and non-weight files over
+    `max_side_file` bytes."""
     if not folder.is_dir():
         raise InputError(f"{folder}: not a directory")
     root = folder.resolve()
@@ -98,9 +99,9 @@ def model_files(folder: Path) -> list[Path]:
         if p.is_symlink() and root not in real.parents:
             raise InputError(f"{p}: symlink leaves the model folder (points to {real})")
         if p.is_file():
-            if not p.name.endswith(WEIGHT_SUFFIX) and p.stat().st_size > MAX_SIDE_FILE:
-                raise InputError(f"{p}: {p.stat().st_size >> 20} MiB is over the {MAX_SIDE_FILE >> 20} MiB allowed "
-                                 "for a file that is not safetensors weights")
+            if not p.name.endswith(WEIGHT_SUFFIX) and p.stat().st_size > max_side_file:
+                raise InputError(f"{p}: {p.stat().st_size >> 20} MiB is over the {max_side_file >> 20} MiB the "
+                                 "policy allows for a file that is not safetensors weights (limits.max_side_file_mb)")
             refuse_pickle(p)
             files.append(p)
     refuse_custom_code(folder, files)

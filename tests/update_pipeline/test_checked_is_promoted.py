@@ -77,3 +77,31 @@ def test_approval_names_the_report_it_read(store, base_model, full_candidate, up
     with pytest.raises(CheckFailed, match="read the newest report"):
         Weightgate(store).approve(p.id, "bob", report=first[:16])
     assert Weightgate(store).approve(p.id, "bob", report=second[:16]).met
+
+
+def test_deleting_the_newest_report_revives_nothing(store, approved, tmp_path):
+    """Check, approve, check again under a stricter policy (fails); deleting the newer report and its
+    decisions does not bring the older, approved report back: the ledger recorded both."""
+    import yaml
+
+    from governance.ledger import Ledger, recorded_reports
+
+    pid, _ = approved
+    policy = yaml.safe_load(store.policy_path.read_text())
+    policy["allowed_update_kinds"] = ["lora"]  # the full update is no longer allowed
+    strict = tmp_path / "strict.yaml"
+    strict.write_text(yaml.safe_dump(policy))
+    assert check(store, pid, strict).report["verdict"] == "fail"
+    reports = sorted((store.proposals_dir / pid / "reports").glob("*.dsse.json"))
+    assert [n for n, _, _ in recorded_reports(Ledger.of(store).entries())[pid]] == [1, 2] and len(reports) == 2
+    reports[-1].unlink()
+    rows = _ledger_rows(store)
+    with pytest.raises(VerificationError, match="reports/2.dsse.json: the report ledger entry .* recorded is missing"):
+        Weightgate(store).promote(pid, "olga")
+    assert _ledger_rows(store) == rows
+    with pytest.raises(VerificationError, match="report 2 of .* is missing"):
+        Weightgate(store).verify()
+    # a report file nobody recorded (a forged one, or one whose check was killed) is never in force
+    reports[-1].write_bytes(reports[0].read_bytes())
+    with pytest.raises(VerificationError, match="not the report ledger entry .* recorded"):
+        Weightgate(store).promote(pid, "olga")

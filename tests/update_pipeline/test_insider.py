@@ -76,7 +76,7 @@ def _proposal(home, promoted, tmp_path):  # noqa: F811
 def test_clean_copy_verifies(home):
     r = run("ledger", "verify", "--deep", home=home)
     assert r.returncode == 0, r.stderr
-    assert "witnesses: MLflow (entry 5)" in r.stdout
+    assert "witnesses: MLflow (entry 7)" in r.stdout
 
 
 def test_self_minted_approver_grants_nothing(home, tmp_path, promoted):  # noqa: F811

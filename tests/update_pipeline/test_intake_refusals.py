@@ -198,6 +198,27 @@ def test_oversized_side_file(store, base_model, update_data, tmp_path):
     _refused(store, base_model, cand, update_data, match="MiB is over")
 
 
+def test_size_limits_come_from_the_policy_in_force(store, base_model, full_candidate, update_data, tmp_path):
+    import shutil
+
+    import yaml
+
+    from update_pipeline.service import Weightgate
+
+    policy = yaml.safe_load(store.policy_path.read_text())
+    policy["limits"] = {"max_side_file_mb": 1, "max_records": 3}
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump(policy))
+    Weightgate(store).apply_policy(path, ["dan"])
+    _refused(store, base_model, full_candidate, update_data, match=r"records is over the 3 .*limits.max_records")
+    cand = tmp_path / "big"
+    shutil.copytree(full_candidate, cand)
+    (cand / "notes.txt").write_bytes(b"x" * (2 << 20))
+    few = tmp_path / "few.jsonl"
+    few.write_text("".join(update_data.read_text().splitlines(keepends=True)[:3]))
+    _refused(store, base_model, cand, few, match=r"2 MiB is over the 1 MiB .*limits.max_side_file_mb")
+
+
 def test_deeply_nested_safetensors_header(store, base_model, update_data, tmp_path):
     bad = tmp_path / "delta.safetensors"
     header = b"[" * 200_000 + b"]" * 200_000
