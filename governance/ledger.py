@@ -235,41 +235,8 @@ def versions(entries: list[Entry]) -> dict[int, Entry]:
     return {e.predicate["version"]: e for e in entries if e.predicate["action"] in ("genesis", "promote")}
 
 
-def tombstones(entries: list[Entry]) -> dict[int, int]:
-    """version -> the forget entry that tombstoned it (it was trained on forgotten records)."""
-    return {v: e.seq for e in entries if e.predicate["action"] == "forget" for v in e.predicate.get("tombstoned", [])}
 
 
-def forgotten(entries: list[Entry]) -> set[str]:
-    """Hashes of every record a signed forget entry removed."""
-    return {h for e in entries if e.predicate["action"] == "forget" for h in e.predicate["removed"]}
-
-
-def recorded_reports(entries: list[Entry]) -> dict[str, list[tuple[int, str, int]]]:
-    """proposal id -> its recorded reports, oldest first: (number, envelope sha256, ledger entry)."""
-    out: dict[str, list[tuple[int, str, int]]] = {}
-    for e in entries:
-        if e.predicate["action"] == "report":
-            out.setdefault(e.predicate["proposal_id"], []).append((e.predicate["number"], e.predicate["report"], e.seq))
-    return out
-
-
-def removed_proposals(entries: list[Entry]) -> set[str]:
-    """Unpromoted proposals a forget removed (they held forgotten records)."""
-    return {p for e in entries if e.predicate["action"] == "forget_done" for p in e.predicate["removed_proposals"]}
-
-
-def pending_forget(entries: list[Entry]) -> Entry | None:
-    """The forget entry whose shredding has not finished (no forget_done names it), if any."""
-    done = {e.predicate["forget"] for e in entries if e.predicate["action"] == "forget_done"}
-    return next((e for e in entries if e.predicate["action"] == "forget" and e.seq not in done), None)
-
-
-def refuse_if_forget_pending(entries: list[Entry]) -> None:
-    pending = pending_forget(entries)
-    if pending is not None:
-        raise UsageError(f"the forget in ledger entry {pending.seq} has not finished shredding: run "
-                         "'weightgate forget --resume --by KEY' first")
 
 
 def chain(entries: list[Entry], version: int) -> list[dict[str, Any]]:
@@ -277,9 +244,12 @@ def chain(entries: list[Entry], version: int) -> list[dict[str, Any]]:
     made = versions(entries)
     if version not in made:
         raise UsageError(f"unknown ledger version {version}; versions: {', '.join(map(str, sorted(made)))}")
-    if version in tombstones(entries):
-        raise UsageError(f"ledger:{version} was trained on records forgotten by ledger entry "
-                         f"{tombstones(entries)[version]}: it is tombstoned and can never be restored or served")
+    from governance.history import tombstones
+
+    dead = tombstones(entries)
+    if version in dead:
+        raise UsageError(f"ledger:{version} was trained on records forgotten by ledger entry {dead[version]}: "
+                         "it is tombstoned and can never be restored or served")
     out = []
     v: int | None = version
     while v is not None:

@@ -114,7 +114,8 @@ class ProposalStore:
     def of(cls, root: Path, entries: list[Any]) -> ProposalStore:
         """The proposals as the verified ledger `entries` see them: judged by the root in force, with the
         forgotten records and the recorded reports."""
-        from governance.ledger import current_root, forgotten, recorded_reports
+        from governance.history import forgotten, recorded_reports
+        from governance.ledger import current_root
 
         return cls(root, current_root(entries), forgotten(entries), recorded_reports(entries))
 
@@ -202,6 +203,7 @@ class ProposalStore:
     def latest_report(self, proposal: Proposal) -> tuple[bytes, dict[str, Any]] | None:
         """The newest report the ledger recorded for the proposal (envelope bytes, content), verified; None if
         never checked. A report file the ledger did not record (a check killed before it) is not in force."""
+        proposal.report_paths()  # a file weightgate did not write there is refused, not skipped
         recorded = self.recorded.get(proposal.id)
         if not recorded:
             return None

@@ -36,9 +36,9 @@ def test_approve_promote_show_verify_rollback_export(tmp_path, base_model, full_
     r = wg("promote", pid, "--by", "ruth", home=home, env=ENV)
     assert r.returncode == 0 and "ledger:1" in r.stdout
     rows = json.loads(wg("ledger", "show", "--json", home=home).stdout)
-    assert [(e["action"], e["version"]) for e in rows] == [("root", None), ("policy", None), ("genesis", 0),
-                                                           ("promote", 1)]
-    assert rows[3]["approvers"] == ["ruth"] and rows[3]["signed_by"] == ["ruth"]
+    assert [(e["action"], e["version"]) for e in rows] == [("root", None), ("policy", None), ("report", None),
+                                                           ("genesis", 0), ("promote", 1)]
+    assert rows[4]["approvers"] == ["ruth"] and rows[4]["signed_by"] == ["ruth"]
     assert wg("ledger", "verify", "--deep", home=home).returncode == 0
     r = wg("rollback", "--to", "0", home=home, env=ENV)
     assert r.returncode == 2 and "--by" in r.stderr
@@ -54,7 +54,7 @@ def test_approve_promote_show_verify_rollback_export(tmp_path, base_model, full_
     r = wg("audit", "verify", str(out))
     assert r.returncode == 1 and "--root-fingerprint" in r.stderr and "--trust" in r.stderr
     r = wg("audit", "verify", str(out), "--root-fingerprint", fingerprint)
-    assert r.returncode == 0 and "5 ledger entries" in r.stdout, r.stderr
+    assert r.returncode == 0 and "6 ledger entries" in r.stdout, r.stderr
 
     with sqlite3.connect(home / "ledger.db") as db:
         env = db.execute("SELECT envelope FROM ledger_entries WHERE seq = 4").fetchone()[0]
@@ -78,5 +78,5 @@ def test_concurrent_writers_are_serialized(tmp_path, base_model, full_candidate,
     ok = sum(code == 0 for code, _ in results)
     assert all(code == 0 or "already the champion" in err for code, err in results), results
     rows = json.loads(wg("ledger", "show", "--json", home=home).stdout)
-    assert len(rows) == 4 + ok and [r["seq"] for r in rows] == list(range(1, len(rows) + 1))
+    assert len(rows) == 5 + ok and [r["seq"] for r in rows] == list(range(1, len(rows) + 1))
     assert wg("ledger", "verify", home=home).returncode == 0

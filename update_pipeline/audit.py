@@ -10,16 +10,8 @@ from typing import Any
 from governance.audit_bundle import check_promotion, export_bundle
 from governance.blobs import BlobStore
 from governance.errors import UsageError, VerificationError
-from governance.ledger import (
-    Entry,
-    Ledger,
-    chain,
-    champion,
-    current_root,
-    removed_proposals,
-    tombstones,
-    versions,
-)
+from governance.history import removed_proposals, tombstones
+from governance.ledger import Entry, Ledger, chain, champion, current_root, versions
 from governance.policy import composite_digest
 from governance.signing import sha256_hex
 from governance.store import Store

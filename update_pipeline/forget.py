@@ -23,8 +23,9 @@ from typing import Any
 from governance.blobs import BlobStore
 from governance.data import DataRecord, load_jsonl, record_macs
 from governance.errors import UsageError, WeightgateError
+from governance.history import pending_forget
 from governance.keys import KeyRing, Signer
-from governance.ledger import Entry, Ledger, champion, current_root, pending_forget, versions
+from governance.ledger import Entry, Ledger, champion, current_root, versions
 from governance.proposals import record_keys_of
 from governance.store import Store
 from governance.vault import seal

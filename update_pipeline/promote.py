@@ -19,19 +19,9 @@ from typing import Any
 from governance import approvals as decisions
 from governance.blobs import BlobStore
 from governance.errors import CheckFailed, UsageError, VerificationError
+from governance.history import forgotten, refuse_if_forget_pending, tombstones
 from governance.keys import Signer
-from governance.ledger import (
-    Entry,
-    Ledger,
-    champion,
-    check_origin,
-    current_root,
-    forgotten,
-    policy_in_force,
-    refuse_if_forget_pending,
-    tombstones,
-    versions,
-)
+from governance.ledger import Entry, Ledger, champion, check_origin, current_root, policy_in_force, versions
 from governance.lineage import Lineage
 from governance.proposals import Proposal, ProposalStore
 from governance.signing import sha256_hex

@@ -19,7 +19,8 @@ from typing import Any
 from governance.blobs import BlobStore
 from governance.data import DataRecord, load_jsonl
 from governance.errors import WeightgateError
-from governance.ledger import Entry, Ledger, current_root, tombstones, versions
+from governance.history import tombstones
+from governance.ledger import Entry, Ledger, current_root, versions
 from governance.lineage import Lineage
 from governance.proposals import ProposalStore
 from governance.signing import unverified_statement

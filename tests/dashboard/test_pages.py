@@ -73,8 +73,11 @@ def test_ledger_badge_and_timeline(app, demo_store):
     at = _page(app, "pages/ledger.py")
     assert "ledger verifies" in _text(at)
     table = at.dataframe[0].value
-    assert list(table["action"]) == ["root", "policy", "genesis", "promote", "root"]
-    assert list(table["champion after"])[2:] == [0, 1, 1] and list(table["signed by"])[3] == "demo-approver"
+    rows = [r for _, r in table.iterrows() if r["action"] != "report"]
+    reports = [r for _, r in table.iterrows() if r["action"] == "report"]
+    assert [r["action"] for r in rows] == ["root", "policy", "genesis", "promote", "root"]
+    assert [r["champion after"] for r in rows][2:] == [0, 1, 1] and rows[3]["signed by"] == "demo-approver"
+    assert len(reports) >= 4 and {r["signed by"] for r in reports} == {"weightgate-gate"}  # one per check
 
 
 def test_ledger_badge_turns_red_on_a_tampered_blob(app, demo_store):
@@ -106,7 +109,7 @@ def test_unlearning_previews_and_confirmations(app, demo_store):
 def test_audit_bundle_download(app, demo_store):
     at = _page(app, "pages/audit.py")
     next(b for b in at.button if b.label == "Build the bundle").click().run()
-    assert not at.exception and "bundle verifies: 5 ledger entries" in " ".join(s.value for s in at.success)
+    assert not at.exception and "bundle verifies: 10 ledger entries" in " ".join(s.value for s in at.success)
     assert at.get("download_button")
 
 

@@ -39,7 +39,7 @@ def _cli(*args, home):
 def test_bundle_contents_and_offline_verify(bundle, anchor, tmp_path):
     assert sorted(p.name for p in bundle.iterdir()) == sorted([*FILES, "SHA256SUMS"])
     lines = (bundle / "ledger.intoto.jsonl").read_bytes().splitlines()
-    assert len(lines) == 5 and all(json.loads(line)["payloadType"] == "application/vnd.in-toto+json"
+    assert len(lines) == 7 and all(json.loads(line)["payloadType"] == "application/vnd.in-toto+json"
                                    for line in lines)
     atts = (bundle / "attestations.intoto.jsonl").read_bytes().splitlines()
     assert len(atts) == 2 * 3  # per promotion: manifest, report, one approval
@@ -49,7 +49,7 @@ def test_bundle_contents_and_offline_verify(bundle, anchor, tmp_path):
     shutil.copytree(bundle, moved)
     r = _cli(str(moved), "--root-fingerprint", anchor, home=tmp_path / "none")
     assert r.returncode == 0, r.stderr
-    assert "5 ledger entries" in r.stdout and not (tmp_path / "none").exists()
+    assert "7 ledger entries" in r.stdout and not (tmp_path / "none").exists()
     pinned = tmp_path / "root.json"
     shutil.copyfile(bundle / "root.json", pinned)  # as if pinned earlier with 'trust show --json'
     assert _cli(str(moved), "--trust", str(pinned), home=tmp_path / "none").returncode == 0
@@ -82,7 +82,7 @@ def test_dropped_last_entry_with_fixed_checksums_fails(bundle, anchor, tmp_path)
     lines = (copy / "ledger.intoto.jsonl").read_bytes().splitlines(keepends=True)
     (copy / "ledger.intoto.jsonl").write_bytes(b"".join(lines[:-1]))
     _resum(copy)
-    with pytest.raises(VerificationError, match="checkpoint of ledger entry 5.*has 4 entries"):
+    with pytest.raises(VerificationError, match="checkpoint of ledger entry 7.*has 6 entries"):
         verify_bundle(copy, root_fingerprint=anchor)
     r = _cli(str(copy), "--root-fingerprint", anchor, home=tmp_path / "none")
     assert r.returncode == 1 and "entries were deleted" in r.stderr

@@ -84,7 +84,8 @@ def test_deleting_the_newest_report_revives_nothing(store, approved, tmp_path):
     decisions does not bring the older, approved report back: the ledger recorded both."""
     import yaml
 
-    from governance.ledger import Ledger, recorded_reports
+    from governance.history import recorded_reports
+    from governance.ledger import Ledger
 
     pid, _ = approved
     policy = yaml.safe_load(store.policy_path.read_text())

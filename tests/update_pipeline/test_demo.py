@@ -3,7 +3,6 @@ import subprocess
 import sys
 
 from update_pipeline import world
-from update_pipeline.service import Weightgate
 
 
 def test_demo_json_contract(tmp_path):
@@ -23,11 +22,12 @@ def test_demo_json_contract(tmp_path):
     assert out["champion"] == "ledger:1"
     assert "gates_not_yet_available" not in out and "regression" in out["proposals"][0]["gates_run"]
 
+    from governance.ledger import Ledger
     from governance.proposals import ProposalStore
     from governance.store import Store
 
     store = Store.locate(tmp_path / "demo")
-    proposals = ProposalStore(store.proposals_dir, Weightgate(store).root())
+    proposals = ProposalStore.of(store.proposals_dir, Ledger.of(store).entries())
     forgetting = proposals.load(out["proposals"][3]["proposal"])
     _, report = proposals.latest_report(forgetting)
     gate = next(g for g in report["gates"] if g["name"] == "regression")

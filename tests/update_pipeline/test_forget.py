@@ -102,3 +102,9 @@ def test_every_copy_goes_and_trained_versions_are_tombstoned(store, base_model, 
             propose(store, f"ledger:{v}", out, data, "alice", "alice-passphrase")
     assert sorted(versions(entries)) == [0, 1, 2]  # the ledger keeps the entries and says why
     assert verify_store(store, deep=True)["champion"] == 0
+
+
+def test_the_world_base_keeps_no_training_text(base_model):
+    """The demo's base folder is a model, nothing else: its training corpus is not stored as a blob or an
+    MLflow artifact, where a forget could never reach it."""
+    assert sorted(p.name for p in base_model.iterdir() if p.suffix in (".jsonl", ".txt", ".csv")) == []

@@ -124,12 +124,12 @@ def test_entry_rewritten_and_resigned_with_the_gate_key(home):
 
 def test_deleted_last_rows(home):
     with sqlite3.connect(home / "ledger.db") as db:
-        db.execute("DELETE FROM ledger_entries WHERE seq = 5")
+        db.execute("DELETE FROM ledger_entries WHERE seq = 7")
     r = run("ledger", "verify", home=home)
-    assert r.returncode == 1 and "checkpoint of ledger entry 5" in r.stderr and "has 4 entries" in r.stderr
+    assert r.returncode == 1 and "checkpoint of ledger entry 7" in r.stderr and "has 6 entries" in r.stderr
     r = run("rollback", "--to", "0", "--by", "bob", home=home)  # no write lands on a truncated ledger
     assert r.returncode == 1 and "entries were deleted" in r.stderr
-    assert len(_rows(home)) == 4
+    assert len(_rows(home)) == 6
 
 
 def test_older_copy_of_the_database(home):
@@ -137,7 +137,7 @@ def test_older_copy_of_the_database(home):
     assert run("rollback", "--to", "1", "--by", "bob", home=home).returncode == 0
     (home / "ledger.db").write_bytes(old)
     r = run("ledger", "verify", home=home)
-    assert r.returncode == 1 and "checkpoint of ledger entry 6" in r.stderr and "older copy" in r.stderr
+    assert r.returncode == 1 and "checkpoint of ledger entry 8" in r.stderr and "older copy" in r.stderr
 
 
 def test_replaced_database_is_caught_by_a_file_witness_outside_the_store(home, tmp_path):
@@ -156,7 +156,7 @@ def test_replaced_database_is_caught_by_a_file_witness_outside_the_store(home, t
     for n, raw in snapshot.items():
         (home / n).write_bytes(raw)
     r = run("ledger", "verify", home=home)
-    assert r.returncode == 1 and f"witness file {witness}" in r.stderr and "entry 7" in r.stderr
+    assert r.returncode == 1 and f"witness file {witness}" in r.stderr and "entry 9" in r.stderr
 
 
 def _mlflow(home):
@@ -190,7 +190,7 @@ def test_rollback_needs_authority(home):
     # writing the entry by hand, signed by the proposer
     _insert(home, {"action": "rollback", "version": 0, "champion": 0, "from": 2, "reason": ""}, "alice")
     r = run("ledger", "verify", home=home)
-    assert r.returncode == 1 and "ledger entry 6: rollback needs 1 signature(s)" in r.stderr
+    assert r.returncode == 1 and "ledger entry 8: rollback needs 1 signature(s)" in r.stderr
     assert "alice (proposer)" in r.stderr
 
 
@@ -218,7 +218,7 @@ def test_revocation_keeps_history_and_refuses_later_signatures(home, tmp_path, p
     assert r.returncode == 1 and "not in the trust root" in r.stderr
     _insert(home, {"action": "rollback", "version": 0, "champion": 0, "from": 2, "reason": ""}, "bob")
     r = run("ledger", "verify", home=home)
-    assert r.returncode == 1 and "ledger entry 7: no signature by a key of root v2" in r.stderr
+    assert r.returncode == 1 and "ledger entry 10: no signature by a key of root v2" in r.stderr
 
 
 def test_root_changes_need_the_admins(home):
@@ -237,7 +237,7 @@ def test_root_changes_need_the_admins(home):
         "name": "mallory", "role": "root", "public_key": info.public_key}}}
     _insert(home, {"action": "root", "version": 2, "champion": 2, "root": rootdoc}, "mallory")
     r = run("ledger", "verify", home=home)
-    assert r.returncode == 1 and "ledger entry 6" in r.stderr and "root needs 1 signature(s)" in r.stderr
+    assert r.returncode == 1 and "ledger entry 8" in r.stderr and "root needs 1 signature(s)" in r.stderr
 
 
 def test_a_whole_new_ledger_is_not_the_pinned_one(home, tmp_path, base_model):
@@ -365,12 +365,12 @@ def test_witness_pinned_outside_the_store_survives_cutting_the_policy(home, tmp_
     assert run("policy", "apply", str(home / "policy.yaml"), "--by", "dan", home=home).returncode == 0
     assert run("rollback", "--to", "1", "--by", "bob", home=home).returncode == 0
     client = _mlflow(home)
-    with sqlite3.connect(home / "ledger.db") as db:  # back to entry 5, and MLflow with it
-        db.execute("DELETE FROM ledger_entries WHERE seq > 5")
-        cp5 = db.execute("SELECT envelope FROM checkpoints WHERE seq = 5").fetchone()[0]
+    with sqlite3.connect(home / "ledger.db") as db:  # back to entry 7, and MLflow with it
+        db.execute("DELETE FROM ledger_entries WHERE seq > 7")
+        cp5 = db.execute("SELECT envelope FROM checkpoints WHERE seq = 7").fetchone()[0]
     client.set_registered_model_tag("weightgate-model", "weightgate.checkpoint", cp5.decode())
     pinned = {"WEIGHTGATE_WITNESSES": str(witness)}
     r = run("ledger", "verify", home=home, env=pinned)
-    assert r.returncode == 1 and "checkpoint of ledger entry 7" in r.stderr
+    assert r.returncode == 1 and "checkpoint of ledger entry 9" in r.stderr
     r = run("rollback", "--to", "0", "--by", "bob", home=home, env=pinned)  # and no fork is written on it
-    assert r.returncode == 1 and len(_rows(home)) == 5
+    assert r.returncode == 1 and len(_rows(home)) == 7

@@ -60,7 +60,7 @@ def test_promote_three_and_roll_back_bit_for_bit(store, base_model, tmp_path):
     for version in range(4):
         assert sha(refs.resolve(f"ledger:{version}", store) / "model.safetensors") == shas[version]
     summary = verify_store(store)
-    assert summary["entries"] == 2 + 1 + 3 + 4 and summary["champion"] == 3
+    assert summary["entries"] == 2 + 3 + 1 + 3 + 4 and summary["champion"] == 3
     with pytest.raises(UsageError, match="already the champion"):
         Weightgate(store).rollback(3, "bob")
     with pytest.raises(UsageError, match="unknown ledger version 9"):

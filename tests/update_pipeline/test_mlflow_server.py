@@ -79,5 +79,5 @@ def test_proposal_logged_through_a_server(tmp_path, monkeypatch, base_model, ful
     svc = Weightgate(store, tracking_uri=mlflow_server)
     svc.approve(p.id, "bob")
     svc.promote(p.id, "olga")
-    assert svc.verify()["witnesses"] == ["MLflow (entry 4)"]
+    assert svc.verify()["witnesses"] == ["MLflow (entry 5)"]
     assert client.get_model_version_by_alias(store.model_name, "champion").tags["weightgate.ledger_version"] == "1"

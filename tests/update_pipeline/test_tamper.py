@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from governance import approvals
 from governance.errors import VerificationError
 from governance.keys import KeyRing
+from governance.ledger import Ledger
 from governance.proposals import ProposalStore
 from governance.signing import sha256_hex, sign_envelope, statement
 from tests.conftest import PASSPHRASES, trusted_store
@@ -60,10 +61,10 @@ def _set(store, seq, column, value):
 
 def test_clean_store_verifies(copy):
     summary = verify_store(copy)
-    assert summary["entries"] == 5 and summary["champion"] == 2 and summary["blobs"] > 10
+    assert summary["entries"] == 7 and summary["champion"] == 2 and summary["blobs"] > 10
 
 
-@pytest.mark.parametrize("seq", [1, 2, 3, 5])
+@pytest.mark.parametrize("seq", [1, 2, 3, 5, 7])
 def test_flipped_byte_in_any_envelope_position(copy, seq):
     _, digest, envelope = _rows(copy)[seq - 1]
     for pos in range(0, len(envelope), max(1, len(envelope) // 25)):
@@ -76,7 +77,7 @@ def test_flipped_byte_in_any_envelope_position(copy, seq):
     verify_store(copy)
 
 
-@pytest.mark.parametrize("seq", [1, 3, 5])
+@pytest.mark.parametrize("seq", [1, 3, 5, 7])
 def test_flipped_digest_and_sequence(copy, seq):
     _, digest, _ = _rows(copy)[seq - 1]
     _set(copy, seq, "digest", ("0" if digest[0] != "0" else "1") + digest[1:])
@@ -91,11 +92,11 @@ def test_flipped_digest_and_sequence(copy, seq):
 def test_deleted_or_reordered_entries(copy):
     rows = _rows(copy)
     with sqlite3.connect(copy.home / "ledger.db") as db:
-        db.execute("DELETE FROM ledger_entries WHERE seq = 4")
-        db.execute("UPDATE ledger_entries SET seq = 4 WHERE seq = 5")
-    with pytest.raises(VerificationError, match="ledger entry 4: chain broken"):
+        db.execute("DELETE FROM ledger_entries WHERE seq = 6")
+        db.execute("UPDATE ledger_entries SET seq = 6 WHERE seq = 7")
+    with pytest.raises(VerificationError, match="ledger entry 6: chain broken"):
         verify_store(copy)
-    assert len(rows) == 5
+    assert len(rows) == 7
 
 
 def test_flipped_byte_in_every_kind_of_blob(copy):
@@ -130,7 +131,7 @@ def checked(store, base_model, full_candidate, update_data):
 def test_replayed_approval_is_refused(store, checked):
     a, b = checked
     Weightgate(store).approve(a, "bob", "for a")
-    proposals = ProposalStore(store.proposals_dir, Weightgate(store).root())
+    proposals = ProposalStore.of(store.proposals_dir, Ledger.of(store).entries())
     (_, env), = proposals.decisions(proposals.load(a))
     proposals.add_decision(b, "bob", env)  # replay a's approval onto b
     st = status(store, b)
@@ -141,7 +142,7 @@ def test_replayed_approval_is_refused(store, checked):
 def test_forged_and_self_approvals_are_refused(store, checked):
     a, _ = checked
     keys = KeyRing(store.keys_dir)
-    proposals = ProposalStore(store.proposals_dir, Weightgate(store).root())
+    proposals = ProposalStore.of(store.proposals_dir, Ledger.of(store).entries())
     prop = proposals.load(a)
     report_env, _ = proposals.latest_report(prop)
     pred = {"proposal": a, "decision": "approve", "comment": "", "approver": "bob", "created": 0}

@@ -12,7 +12,8 @@ import pytest
 
 from governance.data import load_jsonl
 from governance.errors import UsageError
-from governance.ledger import Ledger, pending_forget
+from governance.history import pending_forget
+from governance.ledger import Ledger
 from tests.update_pipeline.test_crash import _env, _verify_after_kill
 from tests.update_pipeline.test_forget import leaks
 from tests.update_pipeline.test_ledger_flow import promote_chain
