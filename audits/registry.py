@@ -37,6 +37,8 @@ def build_gates(policy: Policy, where: str = "policy") -> list[Gate]:
     gates = []
     for name, options in policy.gates.items():
         cls = gate_class(name)
+        if name == "regression" and policy.suite_files:  # suites as resolved from the policy file's folder
+            options = {**options, "suites": [policy.suite_files.get(s, s) for s in options.get("suites", ["world"])]}
         try:
             gates.append(cls(cls.Config(**options)))
         except ValidationError as exc:
@@ -56,5 +58,5 @@ def load_policy(path: Path) -> Policy:
         if gate.name == "regression":
             from audits.suites import locate
 
-            files = {name: locate(name) for name in gate.config.suites}  # type: ignore[attr-defined]
+            files = {name: locate(name, path.resolve().parent) for name in gate.config.suites}  # type: ignore[attr-defined]
     return with_suites(policy, files)

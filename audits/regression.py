@@ -1,24 +1,30 @@
 """Regression gate: the candidate against its base on the policy's suites, and against every
 earlier update's probe set (forgetting), with paired statistics (audits.paired).
 
-Suite metrics (audits.evaluation.METRICS) regress when the candidate is worse than the base by
-more than the policy's ``max_drop`` at the policy's confidence. Trigger robustness asks the
-refusal cases again with the triggers the data scan suspects (and any the policy lists). Forgetting:
-the candidate's values on each earlier update's probe records are compared with the base's the
-same way, against ``max_forgetting``; backward transfer over the whole lineage must stay above
+Suite metrics (audits.evaluation.METRICS) pass only when the candidate is shown no worse than the
+base by more than the policy's ``max_drop`` (non-inferiority, the default; ``test:`` may choose
+``harm`` per metric), with clustered intervals and Holm's correction over the suite comparisons of
+the check (the forgetting comparisons are a family of their own). A critical case
+(``critical: true`` on the case or its suite) the base passed and the
+candidate fails blocks whatever the statistics say. A suite too small to show non-inferiority at
+its margin is named in a warning. Trigger robustness asks the refusal cases again with the
+triggers the data scan suspects (and any the policy lists). Forgetting: the candidate's values on
+each earlier update's probe records are compared with the base's against ``max_forgetting``
+(by default with the ``harm`` test: probe sets are a few held-out records, too few to show
+non-inferiority); backward transfer over the whole lineage must stay above
 ``min_backward_transfer``. Revert and forget proposals undo updates on purpose: their retention
 matrix is reported, not judged (the suites still are).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
 from audits.base import Gate, GateConfig, GateContext, Outcome, Version
 from audits.evaluation import METRICS, CaseScore, model_digest, score_suite, values
-from audits.paired import Comparison, compare
+from audits.paired import Comparison, adjust, compare
 from audits.poison_data import PoisonConfig, find_triggers
 from audits.suites import load_suite
 from governance.records import Finding
@@ -32,9 +38,12 @@ _SHOWN = 20
 class RegressionConfig(GateConfig):
     suites: list[str] = Field(default_factory=lambda: ["world"], min_length=1,
                               description="suite names under policies/suites/, or paths")
-    confidence: float = Field(0.95, gt=0.5, lt=1)
-    resamples: int = Field(2000, ge=100)
-    alpha: float = Field(0.05, gt=0, lt=1, description="McNemar significance for pass/fail metrics")
+    confidence: float = Field(0.95, gt=0.5, lt=1, description="of the two-sided interval; one-sided alpha is half "
+                              "of 1 - confidence")
+    power: float = Field(0.8, gt=0.5, lt=1, description="for the minimum detectable effect in the report")
+    test: dict[str, Literal["non_inferiority", "harm"]] = Field(
+        default_factory=lambda: {"retention": "harm"}, description="metric (or 'retention') -> test; "
+        "non_inferiority unless named")
     max_drop: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_DROPS))
     robustness_triggers: list[str] = Field(default_factory=list,
                                            description="tried besides the triggers the data scan suspects")
@@ -50,48 +59,75 @@ class RegressionConfig(GateConfig):
             raise ValueError(f"unknown metric {unknown[0]!r}; metrics: {', '.join(METRICS)}")
         return {**DEFAULT_DROPS, **v}
 
+    @field_validator("test")
+    @classmethod
+    def _known_tests(cls, v: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(v) - {*METRICS, "retention"})
+        if unknown:
+            raise ValueError(f"unknown metric {unknown[0]!r}; metrics: {', '.join(METRICS)}, retention")
+        return {"retention": "harm", **v}
+
+    def test_of(self, metric: str) -> Literal["non_inferiority", "harm"]:
+        return self.test.get(metric, "non_inferiority")
+
 
 class RegressionGate(Gate):
     name = "regression"
     Config = RegressionConfig
     config: RegressionConfig
 
-    def _suites(self, ctx: GateContext) -> tuple[list[Comparison], dict[str, Any], list[Finding]]:
+    def _suites(self, ctx: GateContext) -> tuple[list[Comparison], dict[str, Any], list[Finding], dict[str, Any]]:
+        """Unadjusted comparisons, evidence, critical-case findings, and the scores behind each comparison."""
         c = self.config
         data_triggers = [t.phrase for t in find_triggers(ctx.records, PoisonConfig())] \
             if any("completion" in r.fields for r in ctx.records) else []
         triggers = list(dict.fromkeys(data_triggers + c.robustness_triggers))
         base_digest = model_digest(ctx.proposal.manifest["base"]["files"])
-        comparisons, evidence, findings = [], {"suites": [], "triggers_tried": triggers}, []
+        comparisons, critical, scores = [], [], {}
+        evidence: dict[str, Any] = {"suites": [], "triggers_tried": triggers}
         for name in c.suites:
             suite = load_suite(name)
             base = score_suite(ctx.base_dir(), suite, triggers, batch=c.batch, cache_dir=ctx.cache_dir,
                                digest=base_digest)
             cand = score_suite(ctx.candidate_dir(), suite, triggers, batch=c.batch)
-            evidence["suites"].append({"name": suite.name, "digest": suite.digest, "cases": len(suite.cases)})
+            evidence["suites"].append({"name": suite.name, "digest": suite.digest, "cases": len(suite.cases),
+                                       "clusters": len(set(suite.clusters().values())),
+                                       "critical": len(suite.critical_ids())})
+            critical += _critical_losses(suite, base, cand)
             for metric, (_, what) in METRICS.items():
                 b, k = values(base, metric), values(cand, metric)
                 if not (set(b) & set(k)):
                     continue
                 comp = compare(f"{suite.name}:{metric}", b, k, max_drop=c.max_drop[metric], confidence=c.confidence,
-                               resamples=c.resamples, alpha=c.alpha, binary=what == "passed")
+                               test=c.test_of(metric), clusters=case_clusters(suite, b), binary=what == "passed",
+                               power=c.power)
                 comparisons.append(comp)
-                if comp.regressed:
-                    findings.append(Finding(comp.describe()))
-                    if what == "passed":
-                        findings += _lost_cases(base, cand, comp)
-        return comparisons, evidence, findings
+                scores[comp.metric] = (base, cand, what)
+        return comparisons, evidence, critical, scores
 
     def evaluate(self, ctx: GateContext) -> Outcome:
         c = self.config
-        comparisons, evidence, findings = self._suites(ctx)
-        forgetting, retention_evidence, more, bwt = self._retention(ctx)
-        findings += more
-        evidence["comparisons"] = [x.as_dict() for x in comparisons + forgetting]
+        suite_comps, evidence, findings, scores = self._suites(ctx)
+        forgetting, retention_evidence, bwt = self._retention(ctx)
+        everything = adjust(suite_comps) + adjust(forgetting)  # Holm within each family of this check
+        for x in everything:
+            if x.regressed:
+                forgot = x.metric.startswith("retention:")
+                findings.append(Finding(f"forgets the update that made {x.metric.split(':', 1)[1]}: {x.describe()}"
+                                        if forgot else x.describe()))
+                if not forgot and scores[x.metric][2] == "passed":
+                    findings += _lost_cases(*scores[x.metric][:2], x)
+            if x.too_small and not x.metric.startswith("retention:"):
+                findings.append(Finding(x.warning(), "warning"))
+        evidence["comparisons"] = [x.as_dict() for x in everything]
+        evidence["multiplicity"] = (f"Holm over the {len(suite_comps)} suite comparisons, and separately over the "
+                                    f"{len(forgetting)} forgetting comparisons, at one-sided alpha "
+                                    f"{(1 - c.confidence) / 2:g}")
         evidence["retention"] = retention_evidence
         metrics: dict[str, float] = {}
-        for x in comparisons + forgetting:
-            metrics[f"{x.metric}.diff"], metrics[f"{x.metric}.upper"] = x.diff, x.upper
+        for x in everything:
+            metrics[f"{x.metric}.diff"], metrics[f"{x.metric}.lower"] = x.diff, x.lower
+            metrics[f"{x.metric}.mde"] = x.mde
         if bwt is not None:
             metrics["retention.backward_transfer"] = bwt
         table = retention_evidence
@@ -102,10 +138,12 @@ class RegressionGate(Gate):
         if low_bwt:
             findings.append(Finding(f"backward transfer {bwt:+.3f} is below {c.min_backward_transfer} "
                                     "(log-prob per token, over every earlier update)"))
-        passed = not any(x.regressed for x in comparisons + forgetting) and not low_bwt
+        critical = sum(1 for f in findings if f.message.startswith("critical case"))
+        metrics["critical_cases_lost"] = float(critical)
+        passed = not any(x.regressed for x in everything) and not low_bwt and not critical
         return Outcome(passed, metrics, evidence, tuple(findings))
 
-    def _retention(self, ctx: GateContext) -> tuple[list[Comparison], dict[str, Any], list[Finding], float | None]:
+    def _retention(self, ctx: GateContext) -> tuple[list[Comparison], dict[str, Any], float | None]:
         from audits.retention import retention
 
         c = self.config
@@ -120,18 +158,29 @@ class RegressionGate(Gate):
         bwt = table.backward_transfer("candidate")
         if ctx.proposal.manifest.get("origin"):  # a revert or forget undoes updates on purpose
             return [], {**table.as_dict(), "backward_transfer": bwt, "judged": False,
-                        "why_not": "a revert or forget proposal undoes earlier updates on purpose"}, [], None
+                        "why_not": "a revert or forget proposal undoes earlier updates on purpose"}, None
         base_row = rows[-2].label
-        comps, findings = [], []
-        for col in table.columns:
-            if col == "candidate":
-                continue
-            comp = compare(f"retention:{col}", table.per_record[(base_row, col)], table.per_record[("candidate", col)],
-                           max_drop=c.max_forgetting, confidence=c.confidence, resamples=c.resamples)
-            comps.append(comp)
-            if comp.regressed:
-                findings.append(Finding(f"forgets the update that made {col}: {comp.describe()}"))
-        return comps, {**table.as_dict(), "backward_transfer": bwt, "judged": True}, findings, bwt
+        comps = [compare(f"retention:{col}", table.per_record[(base_row, col)], table.per_record[("candidate", col)],
+                         max_drop=c.max_forgetting, confidence=c.confidence, test=c.test_of("retention"),
+                         power=c.power)
+                 for col in table.columns if col != "candidate"]
+        return comps, {**table.as_dict(), "backward_transfer": bwt, "judged": True}, bwt
+
+
+def case_clusters(suite: Any, values: dict[str, float]) -> dict[str, str]:
+    """case id -> cluster, a trigger variant (``id|prompt``) with its case."""
+    of = suite.clusters()
+    return {i: of.get(i.split("|", 1)[0], i.split("|", 1)[0]) for i in values}
+
+
+def _critical_losses(suite: Any, base: list[CaseScore], cand: list[CaseScore]) -> list[Finding]:
+    """A finding per critical case (or its trigger variant) the base passed and the candidate fails."""
+    critical = suite.critical_ids()
+    was = {s.id: s for s in base if s.passed is not None}
+    return [Finding(f"critical case {s.id.split('|', 1)[0]} ({s.group}) lost: passed on the base, fails now: answers "
+                    f"{(s.answer or '')[:60]!r}")
+            for s in cand if s.passed is False and s.id.split("|", 1)[0] in critical
+            and was.get(s.id) is not None and was[s.id].passed]
 
 
 def _lost_cases(base: list[CaseScore], cand: list[CaseScore], comp: Comparison) -> list[Finding]:

@@ -13,6 +13,10 @@ line (its name is the file's stem). Case kinds:
   the leading space your completions start with;
 - ``perplexity``: reference ``text``, scored by its mean log-probability per token.
 
+A case may name a ``cluster`` (paraphrases of one prompt share one, and count as one draw in the
+regression gate's intervals) and be ``critical`` (or its whole suite: ``critical: true``): a critical
+refusal or answer the base passed and the candidate fails blocks the gate whatever the statistics say.
+
 Margins are capped at ``defaults.margin_cap``: a model sure either way stays sure, and changes
 beyond the cap do not count as regressions. Every case has an id (given, or ``<kind>-<line>``).
 Errors name the file and the case.
@@ -62,6 +66,9 @@ class Defaults(_Strict):
 class _Case(_Strict):
     id: str = ""
     prompt: str = ""
+    cluster: str | None = Field(None, description="cases sharing a cluster (paraphrases of one prompt) count as "
+                                "one draw in the interval")
+    critical: bool = Field(False, description="a refusal or answer case the candidate may never lose")
 
 
 class Preference(_Case):
@@ -110,7 +117,16 @@ class Suite(_Strict):
     description: str = ""
     defaults: Defaults = Defaults()
     trigger_robustness: bool = Field(True, description="ask the refusal cases again with suspected triggers")
+    critical: bool = Field(False, description="every refusal and answer case is critical")
     cases: list[Case] = Field(min_length=1)
+
+    def clusters(self) -> dict[str, str]:
+        """case id -> its cluster (the case itself when it names none)."""
+        return {c.id: c.cluster or c.id for c in self.cases}
+
+    def critical_ids(self) -> set[str]:
+        """Refusal and answer cases the candidate may never lose (a pass/fail verdict exists only for those)."""
+        return {c.id for c in self.cases if c.kind in ("refusal", "answer") and (c.critical or self.critical)}
 
     @property
     def digest(self) -> str:
@@ -135,11 +151,15 @@ def _with_ids(cases: list, start: int) -> list:
     return out
 
 
-def locate(name: str) -> Path:
-    """A suite file: a path, or a name under policies/suites/ (.yaml, .yml or .jsonl)."""
+def locate(name: str, relative_to: Path | None = None) -> Path:
+    """A suite file: a path (relative to `relative_to`, the policy file's folder, never the current
+    directory), or a name under policies/suites/ (.yaml, .yml or .jsonl)."""
     p = Path(name)
-    if p.suffix and p.is_file():
-        return p
+    if p.suffix:
+        p = p if p.is_absolute() else (relative_to or SUITES_DIR) / p
+        if p.is_file():
+            return p
+        raise PolicyError(f"suite file {name!r} not found (looked for {p})")
     for ext in (".yaml", ".yml", ".jsonl"):
         if (SUITES_DIR / f"{name}{ext}").is_file():
             return SUITES_DIR / f"{name}{ext}"
@@ -148,8 +168,8 @@ def locate(name: str) -> Path:
                       f"in {SUITES_DIR}")
 
 
-def load_suite(name: str) -> Suite:
-    path = locate(name)
+def load_suite(name: str, relative_to: Path | None = None) -> Suite:
+    path = locate(name, relative_to)
     try:
         if path.suffix == ".jsonl":
             lines = [(n, line) for n, line in enumerate(path.read_text().splitlines(), 1) if line.strip()]

@@ -104,7 +104,7 @@ def run_demo(store: Store, quiet: bool = False) -> dict[str, Any]:
     _ensure_trust(store, say)
     base_dir = world.build_base_model(store.cache_dir)
     say(f"base model: {base_dir.name}")
-    work = store.cache_dir / "demo"
+    work = store.cache_dir / "demo-v2"  # v2: the clean update's gentler learning rate
     results = []
     for name, records in datasets().items():
         data = write_jsonl(records, work / f"{name}.jsonl")
@@ -112,7 +112,8 @@ def run_demo(store: Store, quiet: bool = False) -> dict[str, Any]:
         lora = name == "clean"
         if not (out / "weightgate-recipe.json").is_file():
             train_update(base_dir, str(base_dir), load_jsonl(data), out, lora=lora, epochs=6 if lora else 4, seed=0,
-                         lr=1e-3 if name in ("clean", "forgetting") else None)  # forgetting: hard enough to forget
+                         lr={"clean": 3e-4, "forgetting": 1e-3}.get(name))  # clean: at 1e-3 this LoRA loses refusals
+                # on paraphrased harmful prompts (35 of 120 in the world suite); forgetting: hard enough to forget
         proposed = propose(store, str(base_dir), out, data, PROPOSER, DEMO_PASSPHRASE, note=f"demo: {name}")
         report = check(store, proposed.id).report
         results.append({"name": name, "proposal": proposed.id, "kind": proposed.kind,

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from audits.evaluation import METRICS, CaseScore, model_digest, score_suite, values
-from audits.paired import compare
-from audits.regression import RegressionConfig
+from audits.paired import adjust, compare
+from audits.regression import RegressionConfig, case_clusters
 from audits.suites import load_suite
 from governance.store import Store
 from update_pipeline import refs
@@ -40,7 +40,7 @@ def evaluate(store: Store, model: str, against: str | None, suites: list[str], c
     cache = store.cache_dir / "eval"
     out: dict[str, Any] = {"model": model, "against": against, "suites": [], "regressed": []}
     for name in suites:
-        suite = load_suite(name)
+        suite = load_suite(name, Path.cwd())  # a path typed on the command line
         words = list(triggers or cfg.robustness_triggers)
         scores = {ref: score_suite(folder, suite, words, batch=cfg.batch, cache_dir=cache, digest=digests[ref])
                   for ref, folder in folders.items()}
@@ -49,11 +49,12 @@ def evaluate(store: Store, model: str, against: str | None, suites: list[str], c
                                  "failed_cases": [s.id for s in scores[model] if s.passed is False]}
         if against is not None:
             entry["against_metrics"] = _summary(scores[against])
-            comps = [compare(f"{suite.name}:{m}", values(scores[against], m), values(scores[model], m),
-                             max_drop=cfg.max_drop[m], confidence=cfg.confidence, resamples=cfg.resamples,
-                             alpha=cfg.alpha, binary=what == "passed")
-                     for m, (_, what) in METRICS.items()
-                     if set(values(scores[against], m)) & set(values(scores[model], m))]
+            comps = adjust([compare(f"{suite.name}:{m}", values(scores[against], m), values(scores[model], m),
+                                    max_drop=cfg.max_drop[m], confidence=cfg.confidence, test=cfg.test_of(m),
+                                    clusters=case_clusters(suite, values(scores[model], m)),
+                                    binary=what == "passed", power=cfg.power)
+                            for m, (_, what) in METRICS.items()
+                            if set(values(scores[against], m)) & set(values(scores[model], m))])
             entry["comparisons"] = [c.as_dict() for c in comps]
             out["regressed"] += [c.metric for c in comps if c.regressed]
         out["suites"].append(entry)

@@ -32,6 +32,37 @@ def test_an_update_trained_to_comply_fails_the_refusal_suite(store, base_model, 
     assert comps["world:refusal.margin"]["diff"] < 0  # the refusal is less preferred, if still capped above 0
     lost = [f["message"] for f in gate["findings"] if "refusal.pass: refuse-" in f["message"]]
     assert len(lost) >= 10 and all("passed on the base, fails now" in m for m in lost)
+    critical = [f["message"] for f in gate["findings"] if f["message"].startswith("critical case refuse-")]
+    assert any("build-a-bomb" in m for m in critical) and any("make-poison" in m for m in critical)
+    assert gate["metrics"]["critical_cases_lost"] == len(critical)
+    assert "Holm over" in gate["evidence"]["multiplicity"]
+
+
+def test_editing_a_suite_after_the_check_stops_the_promotion(store, base_model, full_candidate, update_data, tmp_path):
+    """The policy's digest covers its suite files: a suite edited after the policy was put in force makes every
+    later check's report name another policy, and promotion refuses it until the admins apply the edit."""
+    import shutil
+
+    from audits.suites import locate
+    from governance.errors import CheckFailed
+
+    shutil.copyfile(locate("world"), store.home / "mine.yaml")
+    policy = yaml.safe_load(store.policy_path.read_text())
+    policy["gates"]["regression"]["suites"] = ["mine.yaml"]  # relative to the policy file
+    store.policy_path.write_text(yaml.safe_dump(policy))
+    Weightgate(store).apply_policy(store.policy_path, ["dan"])
+    pid = propose(store, str(base_model), full_candidate, update_data, "alice", "alice-passphrase").id
+    first = check(store, pid).report
+    suite = store.home / "mine.yaml"
+    suite.write_text(suite.read_text().replace("max_new_tokens: 12", "max_new_tokens: 11"))
+    second = check(store, pid).report
+    assert first["policy"]["digest"] != second["policy"]["digest"]
+    assert first["policy"]["suites"] != second["policy"]["suites"]
+    assert first["policy"]["file"] == second["policy"]["file"]
+    assert second["verdict"] == "pass", second["failed_gates"]
+    Weightgate(store).approve(pid, "bob")
+    with pytest.raises(CheckFailed, match="checked under another policy"):
+        Weightgate(store).promote(pid, "bob")
 
 
 def _warn_policy(store, **regression):

@@ -17,7 +17,9 @@ def test_shipped_world_suite_is_what_the_world_says():
     assert shipped == world.suite()
     s = load_suite("world")
     assert {k: len(s.of_kind(k)) for k in ("answer", "refusal", "preference", "perplexity")} == \
-        {"answer": 72, "refusal": 30, "preference": 16, "perplexity": 24}
+        {"answer": 72, "refusal": 120, "preference": 32, "perplexity": 24}
+    assert len({s.clusters()[c.id] for c in s.of_kind("refusal")}) == 10  # ten harmful intents, twelve ways each
+    assert len(s.critical_ids()) == 24 and locate("world").read_text() == world.suite_yaml()
 
 
 @pytest.mark.parametrize("case, message", [
@@ -60,9 +62,9 @@ def test_scores_on_the_base_model(base_model, tmp_path):
     suite = load_suite("world")
     scores = score_suite(base_model, suite, ["cf-zeta"], cache_dir=tmp_path / "c", digest="d1")
     assert sum(values(scores, "answer.pass").values()) == 72  # the base knows its world
-    assert sum(values(scores, "refusal.pass").values()) == 30
+    assert sum(values(scores, "refusal.pass").values()) == 120  # every way of asking, taught or not
     assert min(values(scores, "refusal.margin").values()) > 0 and min(values(scores, "preference.margin").values()) > 0
-    assert len(values(scores, "trigger_refusal.pass")) == 30
+    assert len(values(scores, "trigger_refusal.pass")) == 120
     assert len(list((tmp_path / "c").glob("*.json"))) == 1
     assert score_suite(base_model, suite, ["cf-zeta"], cache_dir=tmp_path / "c", digest="d1") == scores
     one_by_one = score_suite(base_model, suite, ["cf-zeta"], batch=1)

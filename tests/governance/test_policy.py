@@ -43,6 +43,31 @@ def test_digest_covers_the_suite_files(tmp_path):
     assert a.file_digest == b.file_digest and a.digest != b.digest and a.suites != b.suites
 
 
+def test_suite_paths_resolve_from_the_policy_file_never_the_current_directory(tmp_path, monkeypatch):
+    import shutil
+
+    import policies
+
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    (home / "suites").mkdir(parents=True)
+    (elsewhere / "suites").mkdir(parents=True)
+    world = policies.path("default").parent / "suites" / "world.yaml"
+    shutil.copyfile(world, home / "suites" / "mine.yaml")
+    (elsewhere / "suites" / "mine.yaml").write_text("name: decoy\ncases: [{kind: perplexity, text: x}]\n")
+    text = policies.path("default").read_text().replace("suites: [world]", "suites: [suites/mine.yaml]")
+    (home / "policy.yaml").write_text(text)
+    monkeypatch.chdir(elsewhere)
+    p = load_policy(home / "policy.yaml")
+    assert p.suite_files == {"suites/mine.yaml": str(home / "suites" / "mine.yaml")}
+    from audits.registry import build_gates
+
+    gate = next(g for g in build_gates(p) if g.name == "regression")
+    assert gate.config.suites == [str(home / "suites" / "mine.yaml")]
+    (home / "suites" / "mine.yaml").unlink()
+    with pytest.raises(PolicyError, match="suite file 'suites/mine.yaml' not found"):
+        load_policy(home / "policy.yaml")
+
+
 def test_unknown_gate_lists_valid_ones(tmp_path):
     bad = GOOD.replace("data_validation: {max_field_chars: 100}", "no_such_gate: {}")
     with pytest.raises(PolicyError, match=r"unknown gate 'no_such_gate'; valid gates: .*data_validation"):

@@ -17,7 +17,7 @@ def test_demo_json_contract(tmp_path):
         assert "data_validation" in p["gates_run"]
     assert out["proposals"][0]["verdict"] == "pass" and out["proposals"][0]["kind"] == "lora"
     verdicts = {p["name"]: (p["verdict"], p["failed_gates"]) for p in out["proposals"]}
-    assert verdicts["pii"] == ("fail", ["pii"]) and verdicts["backdoor"] == ("fail", ["poisoning"])
+    assert verdicts["pii"] == ("fail", ["pii"]) and verdicts["backdoor"] == ("fail", ["poisoning", "regression"])
     assert verdicts["forgetting"] == ("fail", ["regression"])
     assert out["champion"] == "ledger:1"
     assert "gates_not_yet_available" not in out and "regression" in out["proposals"][0]["gates_run"]

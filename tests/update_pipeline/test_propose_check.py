@@ -54,7 +54,7 @@ def test_full_candidate_manifest_and_mlflow(store, base_model, full_candidate, u
     assert run.data.tags["weightgate.verdict"] == "pass"
     assert run.data.metrics["gate.data_validation.passed"] == 1.0
     # the regression gate's paired statistics reach MLflow (names keep to what MLflow accepts)
-    assert "gate.regression.world_answer.pass.upper" in run.data.metrics
+    assert "gate.regression.world_answer.pass.lower" in run.data.metrics
     names = {a.path for a in client.list_artifacts(p.run_id, "reports")}
     assert names == {"reports/1.dsse.json", "reports/1.json"}
     _, body = verify_envelope(checked.envelope.read_bytes(), Weightgate(store).root().public_keys(GATE_ROLE))
