@@ -31,8 +31,10 @@ def recorded_reports(entries: list[Entry]) -> dict[str, list[tuple[int, str, int
 
 
 def removed_proposals(entries: list[Entry]) -> set[str]:
-    """Unpromoted proposals a forget removed (they held forgotten records)."""
-    return {p for e in entries if e.predicate["action"] == "forget_done" for p in e.predicate["removed_proposals"]}
+    """Unpromoted proposals a forget removes or removed (they held forgotten records): named by the intent, so a
+    kill between removing one and the completion entry changes nothing."""
+    return {p for e in entries for p in (e.predicate.get("proposals", []) if e.predicate["action"] == "forget"
+                                         else e.predicate.get("removed_proposals", []))}
 
 
 def pending_forget(entries: list[Entry]) -> Entry | None:

@@ -112,6 +112,18 @@ class Lineage:
                                          tags={"weightgate.ledger_version": str(ledger_version), **tags})
         return mv.version
 
+    def delete_run_artifacts(self, run_id: str, path: str) -> None:
+        """Delete a run's artifacts under `path` (nothing when the run is gone)."""
+        from mlflow.exceptions import MlflowException
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        client = self.client()
+        try:
+            uri = client.get_run(run_id).info.artifact_uri
+        except MlflowException:
+            return
+        get_artifact_repository(uri).delete_artifacts(path)
+
     def tombstone(self, model_name: str, ledger_version: int, reason: str) -> None:
         """Delete a registered version's files from MLflow's artifact store and tag it with why; the version
         record stays, so the lineage still shows it existed."""

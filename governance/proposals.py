@@ -89,13 +89,40 @@ def _append_file(folder: Path, suffix: str, data: bytes) -> Path:
         return path
 
 
+_KEY = re.compile(r"^[0-9a-f]{64}$")
+
+
 def record_keys_of(pdir: Path) -> dict[str, Any]:
-    """A proposal's record keys (empty when missing or unreadable: the data then fails its check)."""
+    """A proposal's record keys, finishing an interrupted redaction first; empty when missing, unreadable or
+    not of the shape weightgate writes (the data then fails its check, it never crashes a reader)."""
+    _settle(pdir)
     try:
         keys = json.loads((pdir / "record_keys.json").read_text())
     except (OSError, ValueError):
         return {}
-    return keys if isinstance(keys, dict) else {}
+    if not (isinstance(keys, dict) and set(keys) == {"file", "records"} and isinstance(keys["records"], list)
+            and (keys["file"] is None or (isinstance(keys["file"], str) and _KEY.match(keys["file"])))
+            and all(isinstance(k, str) and _KEY.match(k) for k in keys["records"])):
+        return {}
+    return keys
+
+
+_PENDING = ("data.jsonl", "record_keys.json")
+
+
+def _settle(pdir: Path) -> None:
+    """A redaction writes both new files beside the old ones, then a marker, then renames both: a kill
+    before the marker leaves the old pair (stray new files are removed), after it the next reader
+    finishes the renames. Either way data and keys stay a pair."""
+    marker = pdir / ".redact.ready"
+    for name in _PENDING:
+        new = pdir / f".{name}.new"
+        if new.exists():
+            if marker.exists():
+                new.replace(pdir / name)
+            else:
+                new.unlink()
+    marker.unlink(missing_ok=True)
 
 
 def proposal_id(envelope: bytes) -> str:
@@ -184,17 +211,18 @@ class ProposalStore:
         from governance.data import load_jsonl
 
         pdir = self.root / pid
+        keys = record_keys_of(pdir)  # settles an interrupted redaction first
         records = load_jsonl(pdir / "data.jsonl", allow_empty=True)
-        keys = record_keys_of(pdir)
-        pairs = [(r, k) for r, k in zip(records, keys.get("records", []), strict=False) if not drop(r)]
+        if len(keys.get("records", [])) != len(records):
+            raise VerificationError(f"{pid}/record_keys.json does not pair with its data.jsonl")
+        pairs = [(r, k) for r, k in zip(records, keys["records"], strict=True) if not drop(r)]
         if len(pairs) == len(records):
             return 0
-        tmp = pdir / ".record_keys.json.tmp"  # keys first: a kill leaves old data with fewer keys (refused)
-        tmp.write_text(json.dumps({"file": None, "records": [k for _, k in pairs]}) + "\n")
-        tmp.replace(pdir / "record_keys.json")
-        tmp = pdir / ".data.jsonl.tmp"
-        tmp.write_bytes(b"".join(json.dumps(r.to_json(), sort_keys=True).encode() + b"\n" for r, _ in pairs))
-        tmp.replace(pdir / "data.jsonl")
+        (pdir / ".record_keys.json.new").write_text(json.dumps({"file": None, "records": [k for _, k in pairs]}) + "\n")
+        (pdir / ".data.jsonl.new").write_bytes(
+            b"".join(json.dumps(r.to_json(), sort_keys=True).encode() + b"\n" for r, _ in pairs))
+        (pdir / ".redact.ready").touch()
+        _settle(pdir)
         return len(records) - len(pairs)
 
     def add_report(self, pid: str, envelope: bytes) -> Path:

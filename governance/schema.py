@@ -122,6 +122,8 @@ class ForgetEntry(_Entry):
     start: int | None = None
     replayed: list[int] = Field(default_factory=list)
     sweep: dict[str, str] | None = Field(None, description="sealed texts to search copies for; key shredded at the end")
+    proposals: list[str] = Field(default_factory=list, description="unpromoted proposals it removes (they held the "
+                                 "records or stand on a tombstoned version)")
 
 
 class ForgetDoneEntry(_Entry):

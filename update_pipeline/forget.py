@@ -23,7 +23,7 @@ from typing import Any
 from governance.blobs import BlobStore
 from governance.data import DataRecord, load_jsonl, record_macs
 from governance.errors import UsageError, WeightgateError
-from governance.history import pending_forget
+from governance.history import pending_forget, tombstones
 from governance.keys import KeyRing, Signer
 from governance.ledger import Entry, Ledger, champion, current_root, versions
 from governance.proposals import record_keys_of
@@ -93,7 +93,7 @@ def find(store: Store, ledger: Ledger, entries: list[Entry], match: Any, work: P
         found += [r for r in records if match(r)]
         try:
             macs |= {m for r, m in zip(records, record_macs(records, record_keys_of(pdir)), strict=True) if match(r)}
-        except ValueError:
+        except (ValueError, TypeError):
             pass  # keys missing or edited: its copy is still removed, by content
     if not found:
         raise UsageError("no promoted update's data contains that record, nor does any proposal's")
@@ -156,18 +156,19 @@ def _intent(store: Store, ledger: Ledger, match: Any, sweep_text: str | None, si
             sealed = seal_data(store, ledger, plain, {"file": None, "records": [k for _, k in kept]}, d["aad"])
             redacted.append({"version": v, **sealed, "record_macs": [r.mac(k) for r, k in kept],
                              "previous_blob": d["blob"]})
-        texts = sorted({s for r in found for s in (*r.fields.values(), sweep_text) if s and len(s) >= MIN_SWEEP})
+        texts = sorted({s for r in found for s in (*r.fields.values(), r.id, sweep_text) if s and len(s) >= MIN_SWEEP})
         sweep = {"texts": texts, "hashes": sorted(hashes)}  # what copies look like; shredded at the end
         sblob, skey, skey_id = seal(blobs, json.dumps(sweep).encode(), b"forget-sweep")
         ledger.put_data_key(skey_id, skey)
         dead = descendants(entries, set(hits))
+        gone = shred.doomed(store, entries, hashes, shred.needles(texts), dead | set(tombstones(entries)))
         champ = champion(entries)
         new_champ = plan.start if champ in dead else champ
         return witnesses.append(store, ledger, entries, {
             "action": "forget", "version": new_champ, "champion": new_champ, "removed": removed,
             "redacted": redacted, "affected": sorted(hits), "tombstoned": sorted(dead), "start": plan.start,
             "replayed": plan.replayed if replay_wanted else [],
-            "sweep": {"blob": sblob, "key_id": skey_id, "aad": "forget-sweep"}},
+            "sweep": {"blob": sblob, "key_id": skey_id, "aad": "forget-sweep"}, "proposals": gone},
             {"removed-records": digest(removed)}, [signer], tracking_uri,
             after=lambda everything: sync_registry(store, everything, tracking_uri))
 

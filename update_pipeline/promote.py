@@ -19,7 +19,7 @@ from typing import Any
 from governance import approvals as decisions
 from governance.blobs import BlobStore
 from governance.errors import CheckFailed, UsageError, VerificationError
-from governance.history import forgotten, refuse_if_forget_pending, tombstones
+from governance.history import forgotten, refuse_if_forget_pending, removed_proposals, tombstones
 from governance.keys import Signer
 from governance.ledger import Entry, Ledger, champion, check_origin, current_root, policy_in_force, versions
 from governance.lineage import Lineage
@@ -142,6 +142,9 @@ def promote(store: Store, ref: str, signers: list[Signer], tracking_uri: str | N
         proposal = proposals.load(ref)
         if any((e.predicate.get("proposal") or {}).get("id") == proposal.id for e in entries):
             raise UsageError(f"proposal {proposal.id} is already promoted")
+        if proposal.id in removed_proposals(entries):
+            raise VerificationError(f"proposal {proposal.id} was removed by a forget (it held forgotten records); "
+                                    "a copy put back can never be promoted")
         check_origin(entries, proposal.manifest.get("origin"), proposal.id)
         report_env, report = _report(proposals, proposal)
         if report["verdict"] != "pass":

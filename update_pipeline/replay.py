@@ -93,7 +93,9 @@ def replay(store: Store, ledger: Ledger, entries: list[Entry], start: int, repla
     with open(data_out, "wb") as fh:
         for i, step in enumerate(steps):
             records = _records(store, ledger, entries, step["data_version"], work)
-            fh.write(read_data(store, ledger, entries, step["data_version"]))
+            for r in records:  # ids stay unique across the versions replayed: prefixed with the version
+                fh.write(json.dumps({**r.to_json(), "id": f"v{step['data_version']}/{r.id}"}, sort_keys=True).encode()
+                         + b"\n")
             out = work / f"step{i}"
             if records:
                 train_update(current, f"ledger replay step {i}", records, out, lora=step["lora"],

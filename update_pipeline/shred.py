@@ -62,37 +62,61 @@ def _holds(record: DataRecord, hashes: set[str], texts: list[bytes]) -> bool:
     return record.record_hash in hashes or any(n in raw for n in texts)
 
 
-def _proposals(store: Store, entries: list[Entry], removed: set[str], texts: list[bytes], dead: set[int]
-               ) -> tuple[list[str], set[str]]:
-    """Redact promoted proposals, remove unpromoted ones that held the records or stand on a tombstoned
-    version; returns (removed proposal ids, proposals whose candidate blobs are no longer wanted)."""
-    promoted = {e.predicate["proposal"]["id"]: e.predicate["version"] for e in entries
-                if e.predicate["action"] == "promote"}
-    proposals = ProposalStore(store.proposals_dir, current_root(entries))
-    gone, unwanted = [], set()
-    for tmp in store.proposals_dir.glob(".tmp-*"):
-        shutil.rmtree(tmp, ignore_errors=True)
+def doomed(store: Store, entries: list[Entry], hashes: set[str], texts: list[bytes], dead: set[int]) -> list[str]:
+    """Unpromoted proposals a forget removes: they hold one of the records, or stand on a tombstoned version."""
+    promoted = {e.predicate["proposal"]["id"] for e in entries if e.predicate["action"] == "promote"}
+    out = []
     for pdir in sorted(store.proposals_dir.glob("prop-*")):
+        if pdir.name in promoted:
+            continue
         try:
             records = load_jsonl(pdir / "data.jsonl", allow_empty=True)
         except WeightgateError:
             records = []
-        held = any(_holds(r, removed, texts) for r in records)
-        if pdir.name in promoted:
-            if promoted[pdir.name] in dead:
-                unwanted.add(pdir.name)
-            if held:
-                proposals.redact(pdir.name, lambda r: _holds(r, removed, texts))
-            continue
         try:
             base = unverified_statement((pdir / "manifest.dsse.json").read_bytes())["predicate"]["base"]["ref"]
         except (WeightgateError, OSError, KeyError, TypeError):
             base = ""
-        on_dead = base.startswith("ledger:") and base[7:].isdigit() and int(base[7:]) in dead
-        if held or on_dead:
-            unwanted.add(pdir.name)
-            gone.append(pdir.name)
-    return gone, unwanted
+        on_dead = isinstance(base, str) and base.startswith("ledger:") and base[7:].isdigit() and int(base[7:]) in dead
+        if on_dead or any(_holds(r, hashes, texts) for r in records):
+            out.append(pdir.name)
+    return out
+
+
+def _proposals(store: Store, entries: list[Entry], intent: Entry, removed: set[str], texts: list[bytes],
+               dead: set[int]) -> tuple[list[str], set[str], list[str]]:
+    """Redact promoted proposals that held the records; returns (proposals to remove: those the intent named and
+    any that hold the records now, proposals whose candidate blobs are no longer wanted, MLflow runs whose
+    reports may quote the records)."""
+    promoted = {e.predicate["proposal"]["id"]: e.predicate["version"] for e in entries
+                if e.predicate["action"] == "promote"}
+    proposals = ProposalStore(store.proposals_dir, current_root(entries))
+    for tmp in store.proposals_dir.glob(".tmp-*"):
+        shutil.rmtree(tmp, ignore_errors=True)
+    gone = sorted({*intent.predicate.get("proposals", []), *doomed(store, entries, removed, texts, dead)})
+    unwanted, runs = set(gone), []
+    for pdir in sorted(store.proposals_dir.glob("prop-*")):
+        if pdir.name in promoted:
+            if promoted[pdir.name] in dead:
+                unwanted.add(pdir.name)
+            if not proposals.redact(pdir.name, lambda r: _holds(r, removed, texts)) and pdir.name not in unwanted:
+                continue
+        elif pdir.name not in gone:
+            continue
+        try:
+            runs.append(json.loads((pdir / "lineage.json").read_text())["run_id"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    return gone, unwanted, runs
+
+
+def _sweep(folder: Path, texts: list[bytes]) -> None:
+    """Delete every file under `folder` (MLflow's artifact store) that holds one of the texts."""
+    if not texts or not folder.is_dir():
+        return
+    for path in [p for p in folder.rglob("*") if p.is_file()]:
+        if any(n in path.read_bytes() for n in texts):
+            path.unlink()
 
 
 def _cache(store: Store, removed: set[str], texts: list[bytes], dead: set[int]) -> None:
@@ -139,7 +163,8 @@ def _blobs(store: Store, entries: list[Entry], dead: set[int], unwanted: set[str
     for pdir in store.proposals_dir.glob("prop-*"):
         (doomed if pdir.name in unwanted else kept).update(_candidate_blobs(pdir))
     for pid in gone:  # their blobs are known now: the folders can go
-        _remove_dir(store.proposals_dir / pid)
+        if (store.proposals_dir / pid).is_dir():
+            _remove_dir(store.proposals_dir / pid)
     blobs = BlobStore(store.blobs_dir)
     n = 0
     for b in sorted(doomed - kept):
@@ -159,10 +184,13 @@ def shred(store: Store, ledger: Ledger, entries: list[Entry], intent: Entry, tra
     found = json.loads(open_sealed(BlobStore(store.blobs_dir), sweep["blob"], key, sweep["aad"].encode())
                        ) if sweep and key else {"texts": [], "hashes": []}
     removed, texts = set(found["hashes"]), needles(found["texts"])
-    gone, unwanted = _proposals(store, entries, removed, texts, dead)
+    gone, unwanted, runs = _proposals(store, entries, intent, removed, texts, dead)
+    lineage = Lineage(store.tracking_uri(tracking_uri), store.artifacts_dir)
+    for run in runs:  # gate reports logged to MLflow may quote a flagged record
+        lineage.delete_run_artifacts(run, "reports")
     deleted = _blobs(store, entries, dead, unwanted, gone)
     _cache(store, removed, texts, dead)
-    lineage = Lineage(store.tracking_uri(tracking_uri), store.artifacts_dir)
+    _sweep(store.artifacts_dir, texts)
     for v in sorted(dead):
         lineage.tombstone(store.model_name, v, f"trained on records forgotten by ledger entry {intent.seq}")
     before = entries[:intent.seq - 1]

@@ -13,6 +13,7 @@ from tests.conftest import PASSPHRASES, write_jsonl
 from tests.update_pipeline.test_ledger_flow import promote_chain
 from update_pipeline import world
 from update_pipeline.audit import verify_store
+from update_pipeline.check import check
 from update_pipeline.intake import propose
 from update_pipeline.service import Weightgate
 from update_pipeline.train import train_update
@@ -66,6 +67,7 @@ def test_every_copy_goes_and_trained_versions_are_tombstoned(store, base_model, 
     out = tmp_path / "other"
     train_update(base_model, "base", load_jsonl(data), out, epochs=1)
     pending = propose(store, str(base_model), out, data, "alice", "alice-passphrase").id
+    check(store, pending)  # its report, logged to MLflow too, quotes what the gates flagged
     # and in the promoted update the victim's record: forget it by its id (derived from its content)
     assert victim.id.startswith("r-")
     # leftovers: a killed replay's temporary folder and a cached copy of the data
@@ -108,3 +110,54 @@ def test_the_world_base_keeps_no_training_text(base_model):
     """The demo's base folder is a model, nothing else: its training corpus is not stored as a blob or an
     MLflow artifact, where a forget could never reach it."""
     assert sorted(p.name for p in base_model.iterdir() if p.suffix in (".jsonl", ".txt", ".csv")) == []
+
+
+def test_a_kill_after_removing_a_checked_proposal_still_verifies(store, base_model, tmp_path, monkeypatch):
+    """The proposals a forget removes are named in its signed intent: a kill after their folders are gone (and a
+    report entry names them) leaves a ledger that verifies, and the resumed forget completes; a broken
+    record_keys.json in an unrelated proposal changes nothing."""
+    from update_pipeline import shred
+
+    _, outs = promote_chain(store, base_model, tmp_path, n=1)
+    secret = next(iter(load_jsonl(tmp_path / "u0.jsonl")[0].fields.values()))
+    again = propose(store, "ledger:champion", outs[0], tmp_path / "u0.jsonl", "alice", "alice-passphrase").id
+    check(store, again)
+    other = tmp_path / "other.jsonl"
+    write_jsonl(other, world.fact_records(world.countries(n=40)[38:], "curated"))
+    unrelated = propose(store, "ledger:champion", outs[0], other, "alice", "alice-passphrase").id
+    (store.proposals_dir / unrelated / "record_keys.json").write_text('{"file": 5, "records": 7}')
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt("kill")
+
+    original = shred._cache
+    monkeypatch.setattr(shred, "_cache", killed)
+    with pytest.raises(KeyboardInterrupt):
+        Weightgate(store).forget(None, secret, by="olga", proposer="alice")
+    assert not (store.proposals_dir / again).exists()
+    verify_store(store)  # the intent names the removed proposal: its report entry is not missing
+    monkeypatch.setattr(shred, "_cache", original)
+    Weightgate(store).forget(None, None, by="olga", proposer="alice")
+    entries = Ledger.of(store).entries()
+    assert entries[-1].predicate["action"] == "forget_done" and again in entries[-1].predicate["removed_proposals"]
+    assert verify_store(store, deep=True)["champion"] == 0 and leaks(store.home, secret) == []
+    # the other proposal stood on ledger:1, now tombstoned: removed too, its broken keys crashed nothing
+    assert unrelated in entries[-1].predicate["removed_proposals"]
+
+
+def test_an_interrupted_redaction_keeps_data_and_keys_a_pair(tmp_path):
+    from governance.proposals import record_keys_of
+
+    pdir = tmp_path / "prop-0000000000"
+    pdir.mkdir()
+    old = {"file": "a" * 64, "records": ["b" * 64, "c" * 64]}
+    (pdir / "record_keys.json").write_text(__import__("json").dumps(old))
+    (pdir / "data.jsonl").write_text("old\n")
+    (pdir / ".record_keys.json.new").write_text('{"file": null, "records": ["' + "c" * 64 + '"]}')
+    (pdir / ".data.jsonl.new").write_text("new\n")
+    assert record_keys_of(pdir) == old and (pdir / "data.jsonl").read_text() == "old\n"  # no marker: old pair
+    assert not (pdir / ".data.jsonl.new").exists()
+    (pdir / ".record_keys.json.new").write_text('{"file": null, "records": ["' + "c" * 64 + '"]}')
+    (pdir / ".data.jsonl.new").write_text("new\n")
+    (pdir / ".redact.ready").touch()
+    assert record_keys_of(pdir)["records"] == ["c" * 64] and (pdir / "data.jsonl").read_text() == "new\n"
