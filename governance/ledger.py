@@ -104,6 +104,10 @@ class Ledger:
     def engine(self) -> Engine:
         if self._engine is None:
             self._engine = create_engine(self.url)
+            if self._engine.dialect.name == "sqlite":  # a destroyed data key is overwritten, not left in a free page
+                from sqlalchemy import event
+
+                event.listen(self._engine, "connect", lambda conn, _: conn.execute("PRAGMA secure_delete = ON"))
             _meta.create_all(self._engine)
         return self._engine
 

@@ -223,7 +223,6 @@ def dashboard(
 ) -> None:
     """Serve the approval dashboard (Streamlit) on 127.0.0.1 over this store."""
     import os
-    import subprocess
     import sys
 
     store = shared.store()
@@ -231,7 +230,9 @@ def dashboard(
     if shared.tracking_uri():
         env["MLFLOW_TRACKING_URI"] = str(shared.tracking_uri())
     typer.echo(f"weightgate dashboard over {store.home}: http://127.0.0.1:{port}  (Ctrl-C to stop)", err=True)
-    raise typer.Exit(subprocess.call([sys.executable, "-m", "dashboard.serve", "--port", str(port)], env=env))
+    sys.stderr.flush()
+    # the server replaces this process: stopping it (Ctrl-C, SIGTERM) stops the server, no child is left behind
+    os.execve(sys.executable, [sys.executable, "-m", "dashboard.serve", "--port", str(port)], env)
 
 
 def main() -> None:
