@@ -81,6 +81,11 @@ for tab, (name, g) in zip(tabs, by_name.items(), strict=True):
                         st.markdown(f"`{r.id}` …{text[a:hit.start()]}:red-background[**{hit.group(0)}**]"
                                     f"{text[hit.end():b]}…")
         if name == "regression" and ev.get("comparisons"):
+            small = [c["metric"] for c in ev["comparisons"] if c.get("too_small") and ":" in c["metric"]
+                     and not c["metric"].startswith("retention:")]
+            if small:
+                st.warning(f"suite too small to show non-inferiority at its margin: {', '.join(small)} "
+                           "(the findings say how many cases it would need)")
             st.altair_chart(charts.regression_intervals(ev["comparisons"]), width="stretch")
             if ev.get("retention", {}).get("cells"):
                 st.altair_chart(charts.retention_heatmap(ev["retention"]), width="stretch")
