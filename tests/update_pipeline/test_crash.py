@@ -37,6 +37,16 @@ def _champion(store):
     return champion(Ledger.of(store).entries())
 
 
+def kill_after(proc, delay):
+    """Sleep `delay` seconds, then kill -9 the process and everything it started."""
+    time.sleep(delay)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=60)
+
+
 def _verify_after_kill(s):
     """The ledger and every blob it names verify. MLflow may be one write behind (killed between the append
     and the registry): verify says so, and 'ledger checkpoint' brings it in line."""
@@ -76,12 +86,7 @@ def test_kill_promotion_at_many_points(store, base_model, tmp_path):
         delay = total * (0.05 + 0.95 * i / (POINTS - 1))  # spread over the whole run
         proc = subprocess.Popen(_promote_cmd(pid), env=_env(home), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, start_new_session=True)
-        time.sleep(delay)
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=60)
+        kill_after(proc, delay)
         s = Store.locate(home)
         _verify_after_kill(s)
         got = _champion(s)

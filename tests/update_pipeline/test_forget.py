@@ -122,6 +122,7 @@ def test_a_kill_after_removing_a_checked_proposal_still_verifies(store, base_mod
     secret = next(iter(load_jsonl(tmp_path / "u0.jsonl")[0].fields.values()))
     again = propose(store, "ledger:champion", outs[0], tmp_path / "u0.jsonl", "alice", "alice-passphrase").id
     check(store, again)
+    shutil.copytree(store.proposals_dir / again, tmp_path / "backup")  # an insider keeps a copy
     other = tmp_path / "other.jsonl"
     write_jsonl(other, world.fact_records(world.countries(n=40)[38:], "curated"))
     unrelated = propose(store, "ledger:champion", outs[0], other, "alice", "alice-passphrase").id
@@ -143,6 +144,9 @@ def test_a_kill_after_removing_a_checked_proposal_still_verifies(store, base_mod
     assert verify_store(store, deep=True)["champion"] == 0 and leaks(store.home, secret) == []
     # the other proposal stood on ledger:1, now tombstoned: removed too, its broken keys crashed nothing
     assert unrelated in entries[-1].predicate["removed_proposals"]
+    shutil.copytree(tmp_path / "backup", store.proposals_dir / again)  # put back: it can never be promoted
+    with pytest.raises(WeightgateError, match="was removed by a forget"):
+        Weightgate(store).promote(again, "bob")
 
 
 def test_an_interrupted_redaction_keeps_data_and_keys_a_pair(tmp_path):

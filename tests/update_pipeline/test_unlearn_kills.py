@@ -1,9 +1,7 @@
 """kill -9 during forget and revert, at many points: the ledger verifies, a rerun completes, and after a
 forget no plaintext of the record is anywhere under the store."""
 
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -14,7 +12,7 @@ from governance.data import load_jsonl
 from governance.errors import UsageError
 from governance.history import pending_forget
 from governance.ledger import Ledger
-from tests.update_pipeline.test_crash import _env, _verify_after_kill
+from tests.update_pipeline.test_crash import _env, _verify_after_kill, kill_after
 from tests.update_pipeline.test_forget import leaks
 from tests.update_pipeline.test_ledger_flow import promote_chain
 from update_pipeline.service import Weightgate
@@ -72,12 +70,7 @@ def _kill_points(store, tmp_path, args, after):
         proc = subprocess.Popen(_cli(home, *args), env=_env(home), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, start_new_session=True)
         _started(proc)
-        time.sleep(work * i / (POINTS - 1))
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=60)
+        kill_after(proc, work * i / (POINTS - 1))
         s = Store.locate(home)
         _verify_after_kill(s)
         after(s)
