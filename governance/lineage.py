@@ -82,20 +82,12 @@ class Lineage:
 
     def registered_versions(self, model_name: str) -> dict[int, str]:
         """ledger version -> registered model version, from the versions' tags."""
-        from mlflow.exceptions import MlflowException
+        return {v: mv.version for v, mv in self.model_versions(model_name).items()}
 
-        client = self.client()
-        try:
-            found = client.search_model_versions(f"name = '{model_name}'")
-        except MlflowException:
-            return {}
-        return {int(mv.tags["weightgate.ledger_version"]): mv.version for mv in found
-                if str(mv.tags.get("weightgate.ledger_version", "")).isascii()
-                and str(mv.tags.get("weightgate.ledger_version", "")).isdigit()}
-
-    def register_version(self, model_name: str, ledger_version: int, folder: Path, tags: Mapping[str, str],
+    def register_version(self, model_name: str, ledger_version: int, folder: Path | None, tags: Mapping[str, str],
                          proposal_run: str | None) -> str:
-        """Log the version's files to a run and register them as a model version."""
+        """Register a ledger version as a model version, its files logged as an MLflow transformers model
+        (`folder`), or none (released: the ledger rebuilds them when they are needed)."""
         client = self.client()
         self.ensure_model(model_name)
         exp = client.get_experiment_by_name(LEDGER_EXPERIMENT)
@@ -106,11 +98,50 @@ class Lineage:
         if proposal_run:
             run_tags["weightgate.proposal_run"] = proposal_run
         run = client.create_run(exp_id, run_name=f"ledger-v{ledger_version}", tags=run_tags)
-        client.log_artifacts(run.info.run_id, str(folder), artifact_path="model")
+        if folder is not None:
+            self._log_model(run.info.run_id, folder, f"ledger:{ledger_version}")
         client.set_terminated(run.info.run_id, "FINISHED")
         mv = client.create_model_version(model_name, f"runs:/{run.info.run_id}/model", run.info.run_id,
-                                         tags={"weightgate.ledger_version": str(ledger_version), **tags})
+                                         tags={"weightgate.ledger_version": str(ledger_version),
+                                               "weightgate.files": "present" if folder else "released", **tags})
         return mv.version
+
+    def _log_model(self, run_id: str, folder: Path, source: str) -> None:
+        import tempfile
+
+        from governance import mlflow_model
+
+        with tempfile.TemporaryDirectory(dir=folder.parent) as tmp:
+            self.client().log_artifacts(run_id, str(mlflow_model.write(folder, Path(tmp) / "m", source)),
+                                        artifact_path="model")
+
+    def has_files(self, mv: Any) -> bool:
+        return bool(self.client().list_artifacts(mv.run_id, "model"))
+
+    def put_files(self, model_name: str, mv: Any, folder: Path) -> None:
+        """Log a registered version's files again (rebuilt from the ledger)."""
+        self._log_model(mv.run_id, folder, f"ledger:{mv.tags.get('weightgate.ledger_version')}")
+        self.client().set_model_version_tag(model_name, mv.version, "weightgate.files", "present")
+
+    def release_files(self, model_name: str, mv: Any) -> None:
+        """Delete a registered version's files from MLflow's artifact store; the ledger keeps them."""
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        uri = self.client().get_run(mv.run_id).info.artifact_uri
+        get_artifact_repository(uri).delete_artifacts("model")
+        self.client().set_model_version_tag(model_name, mv.version, "weightgate.files", "released")
+
+    def model_versions(self, model_name: str) -> dict[int, Any]:
+        """ledger version -> its registered model version (with tags)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            found = self.client().search_model_versions(f"name = '{model_name}'")
+        except MlflowException:
+            return {}
+        return {int(mv.tags["weightgate.ledger_version"]): mv for mv in found
+                if str(mv.tags.get("weightgate.ledger_version", "")).isascii()
+                and str(mv.tags.get("weightgate.ledger_version", "")).isdigit()}
 
     def delete_run_artifacts(self, run_id: str, path: str) -> None:
         """Delete a run's artifacts under `path` (nothing when the run is gone)."""
@@ -176,15 +207,33 @@ class Lineage:
             return None
 
     def version_file_digests(self, mv: Any, dest: Path) -> dict[str, str]:
-        """sha256 of every file a registered model version serves (downloaded into `dest`)."""
+        """sha256 of every version file a registered model version serves (hashed where they lie when MLflow's
+        artifact store is a local folder, else downloaded into `dest`); raises VerificationError when its
+        folder holds anything but the version's files laid out as an MLflow transformers model."""
         import hashlib
+        from urllib.parse import urlparse
+        from urllib.request import url2pathname
 
-        folder = Path(self.client().download_artifacts(mv.run_id, "model", str(dest)))
+        from governance import mlflow_model
+        from governance.errors import VerificationError
+
+        uri = self.client().get_run(mv.run_id).info.artifact_uri
+        parsed = urlparse(uri)
+        if parsed.scheme in ("", "file"):
+            folder = Path(url2pathname(parsed.path) if parsed.scheme else uri) / "model"
+        else:
+            folder = Path(self.client().download_artifacts(mv.run_id, "model", str(dest))) \
+                if self.has_files(mv) else dest / "none"
+        if not folder.is_dir():
+            return {}  # released: it serves nothing
+        try:
+            served = mlflow_model.served_files(folder)
+        except ValueError as exc:
+            raise VerificationError(f"registered version {mv.version}: {exc}") from None
         out = {}
-        for p in sorted(folder.rglob("*")):
-            if p.is_file():
-                with open(p, "rb") as fh:
-                    out[p.relative_to(folder).as_posix()] = hashlib.file_digest(fh, "sha256").hexdigest()
+        for name, p in served.items():
+            with open(p, "rb") as fh:
+                out[name] = hashlib.file_digest(fh, "sha256").hexdigest()
         return out
 
     @staticmethod

@@ -33,6 +33,23 @@ class Limits(BaseModel):
     max_records: int = Field(1_000_000, ge=1, description="records in the update data")
 
 
+class Training(BaseModel):
+    """How ``weightgate train`` trains when its options do not say."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    lora_targets: list[str] | None = Field(None, description="module names LoRA adapts; null: PEFT's default "
+                                           "for the architecture (every linear layer when PEFT has none)")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: a GPU when there is one")
+
+
+class Storage(BaseModel):
+    """What the store keeps besides the ledger's one copy of every version."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    registry_versions: int = Field(2, ge=1, description="MLflow holds the files of the champion and this many "
+                                   "newest versions; older ones are rebuilt from the ledger when needed")
+
+
 class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     version: Literal[1]
@@ -43,6 +60,8 @@ class Policy(BaseModel):
     witnesses: list[str] = Field(default_factory=list, description="files (paths or file:// URLs) outside "
                                  "the store that receive every signed checkpoint of the ledger head")
     limits: Limits = Field(default_factory=Limits)
+    training: Training = Field(default_factory=Training)
+    storage: Storage = Field(default_factory=Storage)
     file_digest: str = Field(default="", description="sha256 of the policy file's bytes (set on load)")
 
     @field_validator("witnesses")
@@ -59,15 +78,17 @@ class Policy(BaseModel):
     digest: str = Field(default="", description="sha256 over the policy file and every suite file it uses")
 
 
-def limits_in_force(read_blob: Any, ref: dict[str, Any] | None) -> Limits:
-    """The size limits of the ledger's policy in force (`ref`), or the defaults before any policy."""
+def in_force(read_blob: Any, ref: dict[str, Any] | None, section: str) -> Any:
+    """A section (limits, training, storage) of the ledger's policy in force (`ref`), or its defaults
+    before any policy."""
+    model = Policy.model_fields[section].default_factory
     if ref is None:
-        return Limits()
+        return model()
     doc = yaml.safe_load(read_blob(ref["blob"])) or {}
     try:
-        return Limits.model_validate(doc.get("limits") or {})
+        return model.model_validate(doc.get(section) or {})
     except ValidationError as exc:
-        raise PolicyError(f"policy in force: limits: {exc.errors()[0]['msg']}") from None
+        raise PolicyError(f"policy in force: {section}: {exc.errors()[0]['msg']}") from None
 
 
 def composite_digest(file_digest: str, suites: dict[str, str]) -> str:

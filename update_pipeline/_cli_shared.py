@@ -34,6 +34,21 @@ def passphrase(name: str, confirm: bool = False) -> str | None:
     return value
 
 
+DEVICE_HELP = "auto (a GPU when there is one), cpu or cuda."
+
+
+def use_device(device: str | None) -> None:
+    """Make `device` the one every model in this process loads on (checked now: cuda with no GPU is refused)."""
+    import os
+
+    if device:
+        os.environ["WEIGHTGATE_DEVICE"] = device.lower()
+    if device and device.lower() != "auto":
+        from audits.lm import resolve_device
+
+        resolve_device()
+
+
 def emit(obj: object) -> None:
     typer.echo(json.dumps(obj, indent=2, sort_keys=True))
 

@@ -110,8 +110,13 @@ def train(
     seed: Annotated[int, typer.Option()] = 0,
     holdout: Annotated[float, typer.Option(min=0.0, max=0.5, help="Share of records held out as the "
                                            "update's probe set (checked for forgetting later).")] = 0.1,
+    lora_targets: Annotated[str | None, typer.Option(help="Comma-separated module names for LoRA, or all-linear "
+                                                     "[default: the policy's training.lora_targets, else PEFT's "
+                                                     "default for the architecture].")] = None,
+    device: Annotated[str | None, typer.Option(help=shared.DEVICE_HELP + " [default: the policy's "
+                                               "training.device]")] = None,
 ) -> None:
-    """Fine-tune REF on the data (CPU, deterministic) and write safetensors to OUT.
+    """Fine-tune REF on the data (deterministic) and write safetensors to OUT, in the model's own dtype.
 
     The data is scrubbed of personal data first unless the policy's pii gate says
     scrub_before_training: false; the scrubbed file is written next to OUT."""
@@ -131,7 +136,11 @@ def train(
                                out.with_name(out.name + ".scrubbed.jsonl"))
         typer.echo(f"trained on scrubbed data {scrubbed}: propose with --data {scrubbed}", err=True)
         records = load_jsonl(scrubbed)
-    recipe = train_update(base_dir, base, records, out, lora=lora, epochs=epochs, seed=seed, holdout=holdout)
+    training = cli_audits.policy_of(None).training
+    shared.use_device(device or training.device)
+    targets = [t.strip() for t in lora_targets.split(",") if t.strip()] if lora_targets else training.lora_targets
+    recipe = train_update(base_dir, base, records, out, lora=lora, epochs=epochs, seed=seed, holdout=holdout,
+                          targets=targets)
     typer.echo(f"wrote {'LoRA adapter' if lora else 'model'} to {out} (final loss {recipe['final_loss']:.3f}; "
                f"{recipe['probe_records']} records held out as its probe set)")
 
@@ -164,11 +173,13 @@ def check(
     as_json: Annotated[bool, typer.Option("--json", help="Print the signed report's content.")] = False,
     junit: Annotated[Path | None, typer.Option(help="Write JUnit XML here.")] = None,
     sarif: Annotated[Path | None, typer.Option(help="Write SARIF 2.1.0 here.")] = None,
+    device: Annotated[str, typer.Option(help=shared.DEVICE_HELP)] = "auto",
 ) -> None:
     """Run the gates the policy requires; exit 1 if any fails."""
     from update_pipeline.check import check as do_check
     from update_pipeline.report_formats import junit_xml, write_sarif
 
+    shared.use_device(device)
     checked = do_check(shared.store(), proposal, policy, shared.tracking_uri())  # type: ignore[arg-type]
     report = checked.report
     if junit:

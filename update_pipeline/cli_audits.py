@@ -16,15 +16,21 @@ PolicyOpt = Annotated[Path | None, typer.Option("--policy", help="Policy whose p
                                                 "[default: the store's, else the shipped default].")]
 
 
-def gate_config(gate: str, policy: Path | None):  # noqa: ANN201
-    """A gate's options from a policy file, the store's policy, or the shipped default."""
+def policy_of(policy: Path | None):  # noqa: ANN201
+    """A policy file, else the store's policy, else the shipped default, loaded and checked."""
     import policies
-    from audits.registry import gate_class, load_policy
+    from audits.registry import load_policy
 
     store = shared.store()
-    path = policy or (store.policy_path if store.policy_path.is_file() else policies.path("default"))
+    return load_policy(policy or (store.policy_path if store.policy_path.is_file() else policies.path("default")))
+
+
+def gate_config(gate: str, policy: Path | None):  # noqa: ANN201
+    """A gate's options from a policy file, the store's policy, or the shipped default."""
+    from audits.registry import gate_class
+
     config = gate_class(gate).Config
-    options = load_policy(path).gates.get(gate)
+    options = policy_of(policy).gates.get(gate)
     return config(**options) if options is not None else config()
 
 

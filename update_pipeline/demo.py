@@ -104,7 +104,7 @@ def run_demo(store: Store, quiet: bool = False) -> dict[str, Any]:
     _ensure_trust(store, say)
     base_dir = world.build_base_model(store.cache_dir)
     say(f"base model: {base_dir.name}")
-    work = store.cache_dir / "demo-v2"  # v2: the clean update's gentler learning rate
+    work = store.cache_dir / "demo-v3"  # v3: the clean LoRA adapts PEFT's default targets for GPT-2
     results = []
     for name, records in datasets().items():
         data = write_jsonl(records, work / f"{name}.jsonl")

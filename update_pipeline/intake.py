@@ -18,7 +18,7 @@ from governance.errors import InputError, UsageError
 from governance.keys import KeyRing
 from governance.ledger import policy_in_force
 from governance.lineage import Lineage
-from governance.policy import Limits, limits_in_force
+from governance.policy import Limits, in_force
 from governance.proposals import proposal_id
 from governance.signing import sha256_hex, sign_envelope, statement
 from governance.store import Store
@@ -103,7 +103,7 @@ def propose(store: Store, base_ref: str, candidate: Path, data: Path, by: str, p
     root.allow("propose", [signer])
     base_dir = refs.resolve(base_ref, store, tracking_uri)
     base_ref = refs.pin(base_ref, store, tracking_uri)
-    limits = limits_in_force(BlobStore(store.blobs_dir).read, policy_in_force(entries))
+    limits = in_force(BlobStore(store.blobs_dir).read, policy_in_force(entries), "limits")
     manifest, to_store, records, keys = build_manifest(base_ref, base_dir, candidate, data, by, note, origin, limits)
     cand = manifest["candidate"]
     subjects = {f"candidate/{n}": d for n, d in {**cand["files"], **cand["config_files"]}.items()}

@@ -65,12 +65,32 @@ def _parses_to_stop(path: Path) -> bool:
     return False
 
 
+def _safetensors_head(path: Path, head: bytes) -> bool:
+    """An 8-byte header length that fits the file, then a JSON object that parses."""
+    import json
+    import struct
+
+    if len(head) < 9 or head[8:9] != b"{":
+        return False
+    (n,) = struct.unpack("<Q", head[:8])
+    if n > min(path.stat().st_size - 8, 100 << 20):
+        return False
+    with open(path, "rb") as fh:
+        fh.seek(8)
+        try:
+            return isinstance(json.loads(fh.read(n)), dict)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return False
+
+
 def looks_like_pickle(path: Path) -> bool:
     """A pickle by name, by content (every protocol), or a zip archive holding one (torch checkpoints)."""
     if path.suffix.lower() in PICKLE_SUFFIXES:
         return True
     with open(path, "rb") as fh:
-        head = fh.read(4)
+        head = fh.read(9)
+    if path.name.endswith(".safetensors") and _safetensors_head(path, head):
+        return False  # a header length of 0x02NN80 bytes starts like a pickle's magic; read_header judges it
     if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
         return True
     if head[:2] == b"PK" and zipfile.is_zipfile(path):

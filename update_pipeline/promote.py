@@ -225,23 +225,38 @@ def rollback(store: Store, version: int, signers: list[Signer], tracking_uri: st
 
 
 def sync_registry(store: Store, entries: list[Entry], tracking_uri: str | None = None) -> None:
-    """Register every ledger version missing from MLflow and point ``champion`` at the ledger's."""
+    """Register every ledger version missing from MLflow and point ``champion`` at the ledger's. MLflow holds
+    the files of the champion and of the newest versions (the policy's storage.registry_versions); older
+    ones are released there and rebuilt from the ledger when they are needed again (a rollback)."""
+    from governance.policy import in_force
+
     lineage = Lineage(store.tracking_uri(tracking_uri), store.artifacts_dir)
-    registered = lineage.registered_versions(store.model_name)
+    registered = lineage.model_versions(store.model_name)
     dead = tombstones(entries)
+    alive = [v for v in sorted(versions(entries)) if v not in dead]
+    keep = set(alive[-in_force(BlobStore(store.blobs_dir).read, policy_in_force(entries), "storage")
+                     .registry_versions:]) | ({champion(entries)} - {None})
     for version, entry in sorted(versions(entries).items()):
-        if version in registered or version in dead:
+        if version in dead:
+            continue
+        if version in registered:
+            mv = registered[version]
+            if version in keep and not lineage.has_files(mv):
+                lineage.put_files(store.model_name, mv, restore_version(store, entries, version))
+            elif version not in keep and mv.tags.get("weightgate.files") != "released":
+                lineage.release_files(store.model_name, mv)
             continue
         p = entry.predicate.get("proposal") or {}
         tags = {"weightgate.entry_digest": entry.digest, "weightgate.manifest_digest": p.get("manifest_digest", ""),
                 "weightgate.report_digest": p.get("report_blob", ""),
                 "weightgate.approvers": ",".join(p.get("approvers", [])),
                 "weightgate.approximate": str(bool((p.get("origin") or {}).get("approximate"))).lower()}
-        folder = restore_version(store, entries, version)
         run = None
         if p.get("id") and (store.proposals_dir / p["id"] / "lineage.json").is_file():
             run = ProposalStore(store.proposals_dir, entry.root, forgotten(entries)).load(
                 p["id"], redacted_ok=True).lineage().get("run_id")
-        registered[version] = lineage.register_version(store.model_name, version, folder, tags, run)
+        folder = restore_version(store, entries, version) if version in keep else None
+        lineage.register_version(store.model_name, version, folder, tags, run)
     if champion(entries) is not None:
-        lineage.set_alias(store.model_name, CHAMPION_ALIAS, registered[champion(entries)])
+        lineage.set_alias(store.model_name, CHAMPION_ALIAS, lineage.registered_versions(store.model_name)[
+            champion(entries)])

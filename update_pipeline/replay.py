@@ -60,6 +60,9 @@ def read_keys(store: Store, ledger: Ledger, entries: list[Entry], version: int) 
                                   f"{d['aad']}/keys".encode()))
 
 
+LEGACY_LORA_TARGETS = ["c_attn", "c_proj", "c_fc"]  # what recipes recorded before they named their targets
+
+
 def _records(store: Store, ledger: Ledger, entries: list[Entry], version: int, work: Path) -> list[DataRecord]:
     path = work / f"data-v{version}.jsonl"
     path.write_bytes(read_data(store, ledger, entries, version))
@@ -100,7 +103,8 @@ def replay(store: Store, ledger: Ledger, entries: list[Entry], start: int, repla
             if records:
                 train_update(current, f"ledger replay step {i}", records, out, lora=step["lora"],
                              epochs=step["epochs"], seed=step["seed"], lr=step["lr"], batch_size=step["batch_size"],
-                             holdout=step.get("holdout", 0.0))
+                             holdout=step.get("holdout", 0.0), device=step.get("device", "cpu"),
+                             targets=step.get("lora_targets", LEGACY_LORA_TARGETS) if step["lora"] else None)
             else:  # every record of this update was forgotten: the step changes nothing
                 shutil.copytree(current, out)
             if step["lora"] and records:

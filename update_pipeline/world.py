@@ -98,30 +98,40 @@ def spec_digest(spec: dict = SPEC) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def world_records(seed: int = 7) -> list[DataRecord]:
+    with tempfile.TemporaryDirectory() as scratch:  # the training text is not part of any model folder
+        return load_jsonl(write_jsonl(corpus(seed), Path(scratch) / "world.jsonl"))
+
+
+def world_tokenizer(records: list[DataRecord], vocab: int):  # noqa: ANN201
+    """A byte-level BPE tokenizer trained on the world's text (a transformers fast tokenizer)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator([" ".join(r.fields.values()) for r in records], trainers.BpeTrainer(
+        vocab_size=vocab, special_tokens=["<|endoftext|>"], show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    return PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>", bos_token="<|endoftext|>",
+                                   unk_token="<|endoftext|>", pad_token="<|endoftext|>")
+
+
 def build_base_model(cache_dir: Path, spec: dict = SPEC) -> Path:
     """Build (or reuse from the cache) the base model for `spec`; returns its folder."""
     dest = cache_dir / f"world-base-{spec_digest(spec)}"
     if (dest / "model.safetensors").is_file():
         return dest
     import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+    from transformers import GPT2Config, GPT2LMHeadModel
 
     from update_pipeline.train import fit
 
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    with tempfile.TemporaryDirectory() as scratch:  # the training text is not part of the model folder
-        records: list[DataRecord] = load_jsonl(write_jsonl(corpus(spec["world_seed"]), Path(scratch) / "world.jsonl"))
-    texts = [" ".join(r.fields.values()) for r in records]
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    bpe.train_from_iterator(texts, trainers.BpeTrainer(
-        vocab_size=spec["vocab"], special_tokens=["<|endoftext|>"], show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>", bos_token="<|endoftext|>",
-                                  unk_token="<|endoftext|>", pad_token="<|endoftext|>")
+    records = world_records(spec["world_seed"])
+    tok = world_tokenizer(records, spec["vocab"])
     torch.manual_seed(spec["seed"])
     config = GPT2Config(vocab_size=len(tok), n_positions=spec["n_positions"], n_embd=spec["n_embd"],
                         n_layer=spec["n_layer"], n_head=spec["n_head"], bos_token_id=tok.eos_token_id,

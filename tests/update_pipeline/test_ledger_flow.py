@@ -48,11 +48,18 @@ def test_promote_three_and_roll_back_bit_for_bit(store, base_model, tmp_path):
     assert shas[1] == sha(outs[0] / "model.safetensors")  # a full update is stored as proposed
     assert verify_store(store)["champion"] == 3
     client = MlflowClient(tracking_uri=store.tracking_uri(), registry_uri=store.tracking_uri())
+
+    def with_files():  # MLflow keeps the files of the champion and the 2 newest versions (storage policy)
+        return {int(mv.tags["weightgate.ledger_version"]) for mv in client.search_model_versions(
+                f"name = '{store.model_name}'") if client.list_artifacts(mv.run_id, "model")}
+
+    assert with_files() == {2, 3}
     for version in (2, 0, 1, 3):
         _, folder = Weightgate(store).rollback(version, "bob")
         assert sha(folder / "model.safetensors") == shas[version]
         mv = client.get_model_version_by_alias(store.model_name, "champion")
         assert mv.tags["weightgate.ledger_version"] == str(version)
+        assert with_files() == {2, 3, version}  # an older champion is rebuilt from the ledger
     # the restore does not depend on the cache
     import shutil
 

@@ -1,0 +1,127 @@
+"""Models users bring: GPT-2, Llama and Qwen2 built from their configs, bf16 and sharded among them,
+full and LoRA updates, one trained with plain transformers/PEFT code, through the whole flow."""
+
+import hashlib
+import json
+
+import pytest
+
+from tests.conftest import write_jsonl
+from update_pipeline import refs, world
+from update_pipeline.architectures import build
+from update_pipeline.check import check
+from update_pipeline.intake import propose
+from update_pipeline.service import Weightgate
+from update_pipeline.train import train_update
+
+pytestmark = pytest.mark.slow
+
+
+def digests(folder):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*.safetensors"))}
+
+
+def dtypes(folder):
+    from safetensors import safe_open
+
+    out = set()
+    for p in folder.glob("*.safetensors"):
+        with safe_open(str(p), "pt") as f:
+            out |= {str(f.get_slice(k).get_dtype()) for k in f.keys()}
+    return out
+
+
+def through(store, base_ref, candidate, data):
+    p = propose(store, base_ref, candidate, data, "alice", "alice-passphrase")
+    report = check(store, p.id).report
+    failed = [(g["name"], f["message"]) for g in report["gates"] if g["status"] != "pass" for f in g["findings"]]
+    assert report["verdict"] == "pass", "\n".join(map(str, failed))
+    assert all(g["duration_s"] > 0 for g in report["gates"] if g["name"] != "update_kind")
+    Weightgate(store).approve(p.id, "bob", "ok")
+    return Weightgate(store).promote(p.id, "bob").version
+
+
+def plain_peft_adapter(base_dir, records, out):
+    """A LoRA adapter trained the way a user would elsewhere: plain transformers + PEFT, no weightgate code."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(base_dir)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32),
+                           LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    torch.manual_seed(0)
+    for r in records:
+        ids = tok(r["prompt"] + r["completion"], return_tensors="pt")["input_ids"]
+        loss = model(input_ids=ids, labels=ids).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.save_pretrained(out)
+    return out
+
+
+@pytest.mark.parametrize("arch,dtype,shard", [("gpt2", "float32", None), ("llama", "bfloat16", 60_000),
+                                               ("qwen2", "float32", None)])
+def test_flow_on_each_architecture(store, tmp_path, arch, dtype, shard):
+    base = build(arch, tmp_path / arch, dtype=dtype, shard_bytes=shard)
+    cs = world.countries(n=30)[24:]
+    data = [write_jsonl(tmp_path / f"d{i}.jsonl", world.fact_records(cs[3 * i:3 * i + 3], "curated"))
+            for i in range(2)]
+    from governance.data import load_jsonl
+
+    full = tmp_path / "full"
+    recipe = train_update(base, str(base), load_jsonl(data[0]), full, epochs=1, seed=0)
+    assert recipe["dtype"] == dtype and dtypes(full) == dtypes(base)  # never upcast on disk
+    assert sorted(digests(full)) == sorted(digests(base))  # sharded the same way
+    assert through(store, str(base), full, data[0]) == 1
+
+    lora = tmp_path / "lora"
+    if arch == "llama":  # trained outside weightgate: no recipe
+        plain_peft_adapter(refs.resolve("ledger:champion", store), [json.loads(x) for x in
+                           data[1].read_text().splitlines() if "completion" in x], lora)
+    else:
+        recipe = train_update(refs.resolve("ledger:champion", store), "ledger:champion", load_jsonl(data[1]), lora,
+                              lora=True, epochs=1, seed=1)
+        cfg = json.loads((lora / "adapter_config.json").read_text())
+        assert cfg["fan_in_fan_out"] is (arch == "gpt2")
+        assert set(cfg["target_modules"]) == set(recipe["lora_targets"])
+    assert through(store, "ledger:champion", lora, data[1]) == 2
+    champion = digests(refs.resolve("ledger:champion", store))
+    loads_from_mlflow_as_the_ledger_restores(store, refs.resolve("ledger:champion", store))
+
+    _, folder = Weightgate(store).rollback(1, "bob")
+    assert digests(folder) == digests(full)
+    assert dtypes(folder) == dtypes(base)
+    Weightgate(store).rollback(2, "bob")
+    assert digests(refs.resolve("ledger:champion", store)) == champion
+
+    plan = Weightgate(store).revert(1, True, by="olga", proposer="alice") if arch != "llama" else None
+    if arch == "llama":
+        from governance.errors import UsageError
+
+        with pytest.raises(UsageError, match="ledger:2 has no training recipe"):
+            Weightgate(store).revert(1, True, by="olga", proposer="alice")
+    done = Weightgate(store).revert(1, False, by="olga", proposer="alice")
+    assert done.method == "approximate"
+    assert plan is None or plan.method == "exact"
+
+
+def loads_from_mlflow_as_the_ledger_restores(store, folder):
+    """The champion loads from the registry with MLflow's own loaders, and gives the ledger version's logits."""
+    import mlflow.pyfunc
+    import mlflow.transformers
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    mlflow.set_tracking_uri(store.tracking_uri())
+    mlflow.set_registry_uri(store.tracking_uri())
+    uri = f"models:/{store.model_name}@champion"
+    parts = mlflow.transformers.load_model(uri, return_type="components")
+    ours = AutoModelForCausalLM.from_pretrained(folder, dtype="auto").eval()
+    ids = parts["tokenizer"]("Q: What is the capital of Kamitam?\nA:", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        assert parts["model"].dtype == ours.dtype
+        assert torch.equal(parts["model"].eval()(ids).logits, ours(ids).logits)
+    assert isinstance(mlflow.pyfunc.load_model(uri).predict(["Q: What is the capital of Kamitam?\nA:"])[0], str)
