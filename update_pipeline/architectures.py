@@ -35,8 +35,9 @@ def config(arch: str, vocab: int, eos: int, hidden: int = 64, layers: int = 2, h
 
 
 def build(arch: str, dest: Path, *, dtype: str = "float32", shard_bytes: int | None = None, epochs: int = 40,
-          hidden: int = 64, layers: int = 2, seed: int = 0) -> Path:
-    """Build (or reuse) a small `arch` model trained on the world into `dest`."""
+          hidden: int = 64, layers: int = 2, seed: int = 0, vocab: int | None = None) -> Path:
+    """Build (or reuse) an `arch` model trained on the world into `dest` (`vocab`: an output layer as wide
+    as a real vocabulary's, of which the world's tokenizer uses the first 1024 ids)."""
     if (dest / "config.json").is_file():
         return dest
     import torch
@@ -50,7 +51,8 @@ def build(arch: str, dest: Path, *, dtype: str = "float32", shard_bytes: int | N
     if arch != "gpt2":
         tok.chat_template = CHAT_TEMPLATE
     torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(config(arch, len(tok), tok.eos_token_id, hidden, layers))
+    model = AutoModelForCausalLM.from_config(config(arch, vocab or len(tok), tok.eos_token_id, hidden,
+                                                              layers))
     if epochs:
         fit(model, tok, records, epochs=epochs, lr=3e-3, batch_size=16, seed=seed, desc=f"building {arch}")
     tmp = dest.with_name(dest.name + ".tmp")

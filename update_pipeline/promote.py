@@ -232,6 +232,7 @@ def sync_registry(store: Store, entries: list[Entry], tracking_uri: str | None =
 
     lineage = Lineage(store.tracking_uri(tracking_uri), store.artifacts_dir)
     registered = lineage.model_versions(store.model_name)
+    numbers = {v: mv.version for v, mv in registered.items()}
     dead = tombstones(entries)
     alive = [v for v in sorted(versions(entries)) if v not in dead]
     keep = set(alive[-in_force(BlobStore(store.blobs_dir).read, policy_in_force(entries), "storage")
@@ -256,7 +257,6 @@ def sync_registry(store: Store, entries: list[Entry], tracking_uri: str | None =
             run = ProposalStore(store.proposals_dir, entry.root, forgotten(entries)).load(
                 p["id"], redacted_ok=True).lineage().get("run_id")
         folder = restore_version(store, entries, version) if version in keep else None
-        lineage.register_version(store.model_name, version, folder, tags, run)
+        numbers[version] = lineage.register_version(store.model_name, version, folder, tags, run)
     if champion(entries) is not None:
-        lineage.set_alias(store.model_name, CHAMPION_ALIAS, lineage.registered_versions(store.model_name)[
-            champion(entries)])
+        lineage.set_alias(store.model_name, CHAMPION_ALIAS, numbers[champion(entries)])

@@ -115,13 +115,18 @@ def loads_from_mlflow_as_the_ledger_restores(store, folder):
     import torch
     from transformers import AutoModelForCausalLM
 
-    mlflow.set_tracking_uri(store.tracking_uri())
+    mlflow.set_tracking_uri(store.tracking_uri())  # MLflow exports it to the environment: undone below
     mlflow.set_registry_uri(store.tracking_uri())
     uri = f"models:/{store.model_name}@champion"
-    parts = mlflow.transformers.load_model(uri, return_type="components")
+    try:
+        parts = mlflow.transformers.load_model(uri, return_type="components")
+        served = mlflow.pyfunc.load_model(uri).predict(["Q: What is the capital of Kamitam?\nA:"])[0]
+    finally:
+        mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)
+    assert isinstance(served, str)
     ours = AutoModelForCausalLM.from_pretrained(folder, dtype="auto").eval()
     ids = parts["tokenizer"]("Q: What is the capital of Kamitam?\nA:", return_tensors="pt")["input_ids"]
     with torch.no_grad():
         assert parts["model"].dtype == ours.dtype
         assert torch.equal(parts["model"].eval()(ids).logits, ours(ids).logits)
-    assert isinstance(mlflow.pyfunc.load_model(uri).predict(["Q: What is the capital of Kamitam?\nA:"])[0], str)
