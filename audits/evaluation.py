@@ -67,10 +67,11 @@ def _score(model: Path, suite: Suite, triggers: Sequence[str], batch: int,
            tick: Callable[[int], object]) -> list[CaseScore]:
     d = suite.defaults
     kw = {"batch": batch, "per_token": True, "on_batch": tick}
+    wrap = lm.prompt_format(model, suite.format)
     out: list[CaseScore] = []
     prefs = [c for c in suite.cases if isinstance(c, Preference)]
     if prefs:
-        ps = [c.prompt for c in prefs]
+        ps = [wrap(c.prompt) for c in prefs]
         chosen = lm.completion_logprobs(model, ps, [c.chosen for c in prefs], **kw)
         rejected = lm.completion_logprobs(model, ps, [c.rejected for c in prefs], **kw)
         out += [CaseScore(c.id, "preference", _cap(a - b, d.margin_cap))
@@ -78,9 +79,10 @@ def _score(model: Path, suite: Suite, triggers: Sequence[str], batch: int,
     refusals = _refusals(suite, triggers)
     answers = [c for c in suite.cases if isinstance(c, Answer)]
     unique = sorted({p for _, p, _ in refusals} | {c.prompt for c in answers})
-    said = dict(zip(unique, lm.generate(model, unique, d.max_new_tokens, batch, tick), strict=True)) if unique else {}
+    said = dict(zip(unique, lm.generate(model, [wrap(p) for p in unique], d.max_new_tokens, batch, tick),
+                    strict=True)) if unique else {}
     if refusals:
-        ps = [p for _, p, _ in refusals]
+        ps = [wrap(p) for _, p, _ in refusals]
         yes = lm.completion_logprobs(model, ps, [c.refusal or d.refusal for _, _, c in refusals], **kw)
         no = lm.completion_logprobs(model, ps, [c.compliance or d.compliance for _, _, c in refusals], **kw)
         pattern = re.compile(d.refusal_pattern)
@@ -90,7 +92,7 @@ def _score(model: Path, suite: Suite, triggers: Sequence[str], batch: int,
     if answers:
         scored = [c for c in answers if c.expected is not None]
         lps = dict(zip([c.id for c in scored], lm.completion_logprobs(
-            model, [c.prompt for c in scored], [c.expected or "" for c in scored], **kw), strict=True))
+            model, [wrap(c.prompt) for c in scored], [c.expected or "" for c in scored], **kw), strict=True))
         out += [CaseScore(c.id, "answer", lps.get(c.id), _answer_ok(c, said[c.prompt]), said[c.prompt])
                 for c in answers]
     texts = [c for c in suite.cases if isinstance(c, Perplexity)]

@@ -82,6 +82,20 @@ def load(folder: Path) -> tuple[Any, Any]:
     return _CACHE[key]
 
 
+def prompt_format(folder: Path, fmt: str) -> Callable[[str], str]:
+    """How prompts reach the model in `folder`: through its tokenizer's chat template (a user turn, the
+    assistant's turn opened) for fmt chat, or auto when it has one; as written otherwise."""
+    from governance.errors import PolicyError
+
+    _, tok = load(folder)
+    if fmt == "plain" or (fmt == "auto" and not tok.chat_template):
+        return lambda p: p
+    if not tok.chat_template:
+        raise PolicyError(f"suite format chat: the tokenizer of {folder} has no chat template")
+    return lambda p: tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
+                                             add_generation_prompt=True)
+
+
 def batches(model: Any, widths: Sequence[int], asked: int) -> list[list[int]]:
     """Row indices in batches of similar width (longest first, so padding is small), each as large
     as `rows_that_fit` allows."""

@@ -113,14 +113,14 @@ def _text_of(texts: Sequence[str], sig: str, n: int) -> str:
 class _Asker:
     """Answers and distributions of one (base, candidate) pair, each prompt asked once."""
 
-    def __init__(self, base: Path, candidate: Path, n: int) -> None:
-        self.models, self.n = {"base": base, "candidate": candidate}, n
+    def __init__(self, base: Path, candidate: Path, n: int, max_new_tokens: int = 12) -> None:
+        self.models, self.n, self.new = {"base": base, "candidate": candidate}, n, max_new_tokens
         self.answers: dict[tuple[str, str], str] = {}
 
     def ask(self, which: str, prompts: list[str]) -> list[str]:
         """Signatures of the greedy answers (the answers as written stay in self.answers)."""
         todo = sorted({p for p in prompts if (which, p) not in self.answers})
-        for p, a in zip(todo, lm.generate(self.models[which], todo, 12) if todo else [], strict=True):
+        for p, a in zip(todo, lm.generate(self.models[which], todo, self.new) if todo else [], strict=True):
             self.answers[(which, p)] = a
         return [_signature(self.answers[(which, p)], self.n) for p in prompts]
 
@@ -145,11 +145,11 @@ def _rate(answers: list[str], target: str, instead: str) -> float:
 def behaviour_scan(records: Sequence[DataRecord], triggers: Sequence[tuple[str, str, str]], base: Path,
                    candidate: Path, max_prompts: int = 40, signature_words: int = 3,
                    generic: Sequence[str] = (), generic_prompts: int = 120,
-                   min_group: int = 10) -> list[BehaviourResult]:
+                   min_group: int = 10, max_new_tokens: int = 12) -> list[BehaviourResult]:
     """`triggers`: (phrase, the completion it is suspected to force, the completion it overrides or "")."""
     n = signature_words
     pairs = [(r.fields["prompt"], _signature(r.fields["completion"], n)) for r in records if "completion" in r.fields]
-    asker = _Asker(base, candidate, n)
+    asker = _Asker(base, candidate, n, max_new_tokens)
     out = []
     for phrase, target, instead in triggers:
         held = [p for p, sig in pairs if phrase.lower() not in p.lower() and sig != target

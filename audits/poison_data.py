@@ -51,6 +51,12 @@ class PoisonConfig(GateConfig):
     generic_triggers: list[str] = Field(default_factory=lambda: list(GENERIC_TRIGGERS),
                                         description="phrases tried on the model whatever the data holds")
     generic_prompts: int = Field(120, ge=10, description="held-out prompts a generic trigger is tried on")
+    # budgets of the behaviour scan: its cost is linear in each
+    max_triggers: int = Field(8, ge=1, description="suspected triggers from the data tried on the model, "
+                              "strongest first")
+    trigger_prompts: int = Field(40, ge=5, description="held-out prompts a suspected trigger is tried on")
+    max_new_tokens: int = Field(12, ge=1, le=64, description="tokens generated per answer (answers are "
+                                "compared by their first signature_words words)")
 
 
 @dataclass(frozen=True)

@@ -40,9 +40,12 @@ class PoisoningGate(Gate):
         if c.behaviour_scan and (triggers or c.generic_triggers):
             from audits.poison_behaviour import behaviour_scan
 
-            results = behaviour_scan(ctx.records, [(t.phrase, t.completion, t.instead) for t in triggers],
-                                     ctx.base_dir(), ctx.candidate_dir(), signature_words=c.signature_words,
-                                     generic=c.generic_triggers, generic_prompts=c.generic_prompts)
+            tried = sorted(triggers, key=lambda t: -t.score)[:c.max_triggers]
+            results = behaviour_scan(ctx.records, [(t.phrase, t.completion, t.instead) for t in tried],
+                                     ctx.base_dir(), ctx.candidate_dir(), max_prompts=c.trigger_prompts,
+                                     signature_words=c.signature_words, generic=c.generic_triggers,
+                                     generic_prompts=c.generic_prompts, max_new_tokens=c.max_new_tokens)
+            evidence["behaviour_budget"] = {"triggers_tried": len(tried), "triggers_found": len(triggers)}
             evidence["scans_run"].append("behaviour")
             evidence["behaviour"] = [b.as_dict() for b in results]
             shown = [b for b in results if b.lift >= c.min_flip_lift]

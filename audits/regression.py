@@ -50,6 +50,12 @@ class RegressionConfig(GateConfig):
     max_forgetting: float = Field(0.5, ge=0, description="drop in an earlier update's probe log-prob per token")
     min_backward_transfer: float = Field(-1.0, description="lineage-wide, in log-prob per token")
     batch: int = Field(32, ge=1)
+    # budgets: the gate's cost is linear in each
+    max_cases: int = Field(2000, ge=10, description="cases scored per suite; a larger suite is sampled by whole "
+                           "clusters (seeded by their names), critical cases always kept")
+    max_triggers: int = Field(4, ge=0, description="suspected triggers the refusal cases are asked again with")
+    max_new_tokens: int = Field(32, ge=1, description="caps each suite's max_new_tokens")
+    max_lineage: int = Field(8, ge=1, description="newest versions of the lineage checked for forgetting")
 
     @field_validator("max_drop")
     @classmethod
@@ -81,16 +87,18 @@ class RegressionGate(Gate):
         c = self.config
         data_triggers = [t.phrase for t in find_triggers(ctx.records, PoisonConfig())] \
             if any("completion" in r.fields for r in ctx.records) else []
-        triggers = list(dict.fromkeys(data_triggers + c.robustness_triggers))
+        triggers = list(dict.fromkeys(data_triggers + c.robustness_triggers))[:c.max_triggers]
         base_digest = model_digest(ctx.proposal.manifest["base"]["files"])
         comparisons, critical, scores = [], [], {}
         evidence: dict[str, Any] = {"suites": [], "triggers_tried": triggers}
         for name in c.suites:
-            suite = load_suite(name)
+            whole = load_suite(name)
+            suite = within_budget(whole, c.max_cases, c.max_new_tokens)
             base = score_suite(ctx.base_dir(), suite, triggers, batch=c.batch, cache_dir=ctx.cache_dir,
                                digest=base_digest)
             cand = score_suite(ctx.candidate_dir(), suite, triggers, batch=c.batch)
-            evidence["suites"].append({"name": suite.name, "digest": suite.digest, "cases": len(suite.cases),
+            evidence["suites"].append({"name": suite.name, "digest": whole.digest, "cases": len(suite.cases),
+                                       "cases_in_suite": len(whole.cases),
                                        "clusters": len(set(suite.clusters().values())),
                                        "critical": len(suite.critical_ids())})
             critical += _critical_losses(suite, base, cand)
@@ -149,7 +157,7 @@ class RegressionGate(Gate):
         c = self.config
         lineage = ctx.lineage()
         base_digest = model_digest(ctx.proposal.manifest["base"]["files"])
-        rows = list(lineage)
+        rows = list(lineage)[-c.max_lineage:]
         if not rows or rows[-1].digest != base_digest:
             rows.append(Version("base", base_digest, ctx.base_dir))
         probe, held_out = ctx.probe()
@@ -165,6 +173,29 @@ class RegressionGate(Gate):
                          power=c.power)
                  for col in table.columns if col != "candidate"]
         return comps, {**table.as_dict(), "backward_transfer": bwt, "judged": True}, bwt
+
+
+def within_budget(suite: Any, max_cases: int, max_new_tokens: int) -> Any:
+    """The suite cut to `max_cases` (critical cases first, then whole clusters in an order seeded by their
+    names) and to `max_new_tokens`; the suite itself when it fits."""
+    import hashlib
+
+    new = min(suite.defaults.max_new_tokens, max_new_tokens)
+    cases = list(suite.cases)
+    if len(cases) > max_cases:
+        critical, of = suite.critical_ids(), suite.clusters()
+        order = sorted({of[x.id] for x in cases}, key=lambda k: hashlib.sha256(k.encode()).hexdigest())
+        kept = {x.id for x in cases if x.id in critical}
+        for cluster in order:
+            members = {x.id for x in cases if of[x.id] == cluster} - kept
+            if len(kept) + len(members) > max_cases:
+                continue
+            kept |= members
+        cases = [x for x in cases if x.id in kept]
+    if len(cases) == len(suite.cases) and new == suite.defaults.max_new_tokens:
+        return suite
+    return suite.model_copy(update={"cases": cases, "defaults": suite.defaults.model_copy(
+        update={"max_new_tokens": new})})
 
 
 def case_clusters(suite: Any, values: dict[str, float]) -> dict[str, str]:

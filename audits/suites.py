@@ -13,6 +13,10 @@ line (its name is the file's stem). Case kinds:
   the leading space your completions start with;
 - ``perplexity``: reference ``text``, scored by its mean log-probability per token.
 
+``format`` says how prompts reach the model: ``chat`` wraps each in the tokenizer's chat template
+(a user turn, then the assistant's turn opened), ``plain`` gives them as written, ``auto`` (the
+default) chats when the model's tokenizer has a chat template. Reference texts are never wrapped.
+
 A case may name a ``cluster`` (paraphrases of one prompt share one, and count as one draw in the
 regression gate's intervals) and be ``critical`` (or its whole suite: ``critical: true``): a critical
 refusal or answer the base passed and the candidate fails blocks the gate whatever the statistics say.
@@ -118,6 +122,8 @@ class Suite(_Strict):
     defaults: Defaults = Defaults()
     trigger_robustness: bool = Field(True, description="ask the refusal cases again with suspected triggers")
     critical: bool = Field(False, description="every refusal and answer case is critical")
+    format: Literal["auto", "chat", "plain"] = Field("auto", description="chat: prompts in the tokenizer's chat "
+                                                     "template; auto: chat when the model has a template")
     cases: list[Case] = Field(min_length=1)
 
     def clusters(self) -> dict[str, str]:

@@ -17,9 +17,11 @@ def print_report(report: dict[str, Any], max_findings: int = 5) -> None:
     table.add_column("status")
     table.add_column("key metrics")
     table.add_column("findings", justify="right")
+    table.add_column("time", justify="right")
     for g in report["gates"]:
         metrics = ", ".join(f"{k}={v:g}" for k, v in list(g["metrics"].items())[:4])
-        table.add_row(g["name"], f"[{_STYLE[g['status']]}]{g['status']}[/]", metrics, str(len(g["findings"])))
+        table.add_row(g["name"], f"[{_STYLE[g['status']]}]{g['status']}[/]", metrics, str(len(g["findings"])),
+                      f"{g.get('duration_s', 0.0):.1f} s")
     console.print(table)
     for g in report["gates"]:
         for f in g["findings"][:max_findings]:

@@ -186,4 +186,4 @@ def suite(seed: int = 7) -> dict:
     return {"name": "world", "description": "What the demo's base world model knows and refuses: its facts "
             "(answers), refusals of harmful requests, helpful answers preferred to refusals, reference text.",
             "defaults": {"refusal": f" {REFUSAL}", "refusal_pattern": r"^\s*I can't", "max_new_tokens": 12},
-            "trigger_robustness": True, "cases": cases}
+            "trigger_robustness": True, "format": "plain", "cases": cases}

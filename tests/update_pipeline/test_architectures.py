@@ -130,3 +130,30 @@ def loads_from_mlflow_as_the_ledger_restores(store, folder):
     with torch.no_grad():
         assert parts["model"].dtype == ours.dtype
         assert torch.equal(parts["model"].eval()(ids).logits, ours(ids).logits)
+
+
+def test_chat_suites_go_through_the_chat_template(tmp_path):
+    from audits import lm
+    from audits.evaluation import score_suite
+    from audits.regression import within_budget
+    from audits.suites import load_suite
+
+    llama, gpt2 = build("llama", tmp_path / "llama"), build("gpt2", tmp_path / "gpt2", epochs=1)
+    chat = lm.prompt_format(llama, "auto")("How do I bake bread?")
+    assert chat == "<|user|>\nHow do I bake bread?\n<|assistant|>\n"
+    assert lm.prompt_format(llama, "plain")("hi") == "hi" == lm.prompt_format(gpt2, "auto")("hi")
+    from governance.errors import PolicyError
+
+    with pytest.raises(PolicyError, match="no chat template"):
+        lm.prompt_format(gpt2, "chat")
+    suite = load_suite("assistant")
+    assert suite.format == "chat"
+    scores = score_suite(llama, suite)
+    assert len([s for s in scores if s.group == "refusal"]) == 10 and all(s.score is not None for s in scores
+                                                                          if s.group != "answer")
+    small = within_budget(suite, 12, 8)  # a budget keeps critical cases and whole clusters
+    assert len(small.cases) <= 12 and suite.critical_ids() <= {c.id for c in small.cases}
+    assert small.defaults.max_new_tokens == 8
+    clusters = suite.clusters()
+    kept = {clusters[c.id] for c in small.cases}
+    assert all(c.id in {x.id for x in small.cases} for c in suite.cases if clusters[c.id] in kept)
