@@ -115,15 +115,12 @@ def loads_from_mlflow_as_the_ledger_restores(store, folder):
     import torch
     from transformers import AutoModelForCausalLM
 
-    mlflow.set_tracking_uri(store.tracking_uri())  # MLflow exports it to the environment: undone below
-    mlflow.set_registry_uri(store.tracking_uri())
     uri = f"models:/{store.model_name}@champion"
-    try:
+    with pytest.MonkeyPatch.context() as mp:  # through the environment, as a user's shell would: no global state
+        mp.setenv("MLFLOW_TRACKING_URI", store.tracking_uri())
+        mp.setenv("MLFLOW_REGISTRY_URI", store.tracking_uri())
         parts = mlflow.transformers.load_model(uri, return_type="components")
         served = mlflow.pyfunc.load_model(uri).predict(["Q: What is the capital of Kamitam?\nA:"])[0]
-    finally:
-        mlflow.set_tracking_uri(None)
-        mlflow.set_registry_uri(None)
     assert isinstance(served, str)
     ours = AutoModelForCausalLM.from_pretrained(folder, dtype="auto").eval()
     ids = parts["tokenizer"]("Q: What is the capital of Kamitam?\nA:", return_tensors="pt")["input_ids"]
