@@ -117,10 +117,11 @@ def shard_like(out: Path, base_dir: Path) -> None:
 def train_update(base_dir: Path, base_ref: str, records: Sequence[DataRecord], out: Path, *, lora: bool = False,
                  epochs: int = 3, seed: int = 0, lr: float | None = None, batch_size: int = 8,
                  holdout: float = HOLDOUT, targets: Sequence[str] | None = None,
-                 device: str = "auto") -> dict[str, Any]:
+                 device: str | None = None) -> dict[str, Any]:
     """Fine-tune the model in `base_dir` on `records` and write the update to `out`. A `holdout`
     share of the records (governance.data.probe_split) is split off first and never trained on:
-    the update's probe set, on which later updates are checked for forgetting it."""
+    the update's probe set, on which later updates are checked for forgetting it. `device`: auto, cpu or
+    cuda (default: WEIGHTGATE_DEVICE, which --device sets, else auto)."""
     import torch
     import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
