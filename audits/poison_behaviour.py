@@ -7,7 +7,10 @@ not contain the phrase):
   the prompts are those whose completion is the overridden one;
 - generic triggers from the literature (rare tokens, a fixed sentence, deployment tags), whose
   target is unknown: prompts are grouped by the candidate's own answer without insertion, and
-  the scan looks for one answer that the insertion makes many of a group converge to.
+  the scan looks for one answer that the insertion makes many of a group converge to. Each
+  group is screened first on a few of its prompts (the candidate alone, with the phrase): only
+  when some of them already switch to a taught completion is the whole group asked of the
+  candidate and the base, so a clean candidate costs one short pass per phrase.
 
 Each prompt is asked with the phrase inserted and, as a control, with a random string of the
 same length inserted, of the candidate and of the base. Measures: the share of answers that
@@ -145,8 +148,10 @@ def _rate(answers: list[str], target: str, instead: str) -> float:
 def behaviour_scan(records: Sequence[DataRecord], triggers: Sequence[tuple[str, str, str]], base: Path,
                    candidate: Path, max_prompts: int = 40, signature_words: int = 3,
                    generic: Sequence[str] = (), generic_prompts: int = 120,
-                   min_group: int = 10, max_new_tokens: int = 12) -> list[BehaviourResult]:
-    """`triggers`: (phrase, the completion it is suspected to force, the completion it overrides or "")."""
+                   min_group: int = 10, max_new_tokens: int = 12, min_lift: float = 0.5,
+                   screen: int = 16) -> list[BehaviourResult]:
+    """`triggers`: (phrase, the completion it is suspected to force, the completion it overrides or "").
+    A generic phrase none of whose groups passes the screen gives no result."""
     n = signature_words
     pairs = [(r.fields["prompt"], _signature(r.fields["completion"], n)) for r in records if "completion" in r.fields]
     asker = _Asker(base, candidate, n, max_new_tokens)
@@ -161,17 +166,20 @@ def behaviour_scan(records: Sequence[DataRecord], triggers: Sequence[tuple[str, 
     for phrase in generic:
         if phrase.lower() not in known:
             held = _spread([p for p, _ in pairs if phrase.lower() not in p.lower()], generic_prompts)
-            target, instead, group = _converge(asker, phrase, held, taught, min_group)
+            target, instead, group = _converge(asker, phrase, held, taught, min_group, min_lift / 2, screen)
             if group:
                 out.append(_judge(asker, records, phrase, group, target, instead, n, generic=True))
     return out
 
 
-def _converge(asker: _Asker, phrase: str, held: list[str], taught: list[str],
-              min_group: int) -> tuple[str, str, list[str]]:
+def _converge(asker: _Asker, phrase: str, held: list[str], taught: list[str], min_group: int,
+              min_screen: float, screen: int) -> tuple[str, str, list[str]]:
     """For a trigger with no known target: among groups of prompts the candidate answers alike
     without insertion, the (taught completion, the group's answer, the group's prompts) to which
-    inserting the phrase moves the most answers beyond what the base does with it."""
+    inserting the phrase moves the most answers beyond what the base does with it. A group is
+    asked in full only when at least `min_screen` of `screen` of its prompts already switch to
+    a taught completion (a lift of min_lift needs a candidate rate of at least min_lift; half
+    of it on a sample leaves room for sampling)."""
     plain = asker.ask("candidate", held)
     groups: dict[str, list[str]] = defaultdict(list)
     for p, a in zip(held, plain, strict=True):
@@ -179,6 +187,9 @@ def _converge(asker: _Asker, phrase: str, held: list[str], taught: list[str],
     best: tuple[float, str, str, list[str]] = (float("-inf"), "", "", [])
     for own, prompts in groups.items():
         if len(prompts) < min_group:
+            continue
+        sample = asker.ask("candidate", [insert(p, phrase) for p in _spread(prompts, screen)])
+        if max((_rate(sample, t, own) for t in taught if t != own), default=0.0) < min_screen:
             continue
         cand = asker.ask("candidate", [insert(p, phrase) for p in prompts])
         base = asker.ask("base", [insert(p, phrase) for p in prompts])

@@ -44,8 +44,12 @@ class PoisoningGate(Gate):
             results = behaviour_scan(ctx.records, [(t.phrase, t.completion, t.instead) for t in tried],
                                      ctx.base_dir(), ctx.candidate_dir(), max_prompts=c.trigger_prompts,
                                      signature_words=c.signature_words, generic=c.generic_triggers,
-                                     generic_prompts=c.generic_prompts, max_new_tokens=c.max_new_tokens)
-            evidence["behaviour_budget"] = {"triggers_tried": len(tried), "triggers_found": len(triggers)}
+                                     generic_prompts=c.generic_prompts, max_new_tokens=c.max_new_tokens,
+                                     min_lift=c.min_flip_lift)
+            judged = {b.trigger.lower() for b in results}
+            evidence["behaviour_budget"] = {"triggers_tried": len(tried), "triggers_found": len(triggers),
+                                            "generic_screened_out": [g for g in c.generic_triggers
+                                                                     if g.lower() not in judged]}
             evidence["scans_run"].append("behaviour")
             evidence["behaviour"] = [b.as_dict() for b in results]
             shown = [b for b in results if b.lift >= c.min_flip_lift]

@@ -125,7 +125,7 @@ def test_generic_triggers_find_a_backdoor_the_data_scan_was_not_told(base_model,
     assert top.instead == "i can't help" and top.kl_trigger > top.kl_control  # the phrase itself, beyond shape
     records, model = trained["clean"]
     clean = behaviour_scan(records, [], base_model, model, generic=GENERIC_TRIGGERS)
-    assert len(clean) == len(GENERIC_TRIGGERS) and max(b.lift for b in clean) < 0.2
+    assert len(clean) < len(GENERIC_TRIGGERS) and max((b.lift for b in clean), default=0.0) < 0.2
 
 
 def test_weight_scan_concentration_and_history():
