@@ -7,6 +7,7 @@ imported only when lineage is written or read.
 
 from __future__ import annotations
 
+import shutil
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -85,9 +86,11 @@ class Lineage:
         return {v: mv.version for v, mv in self.model_versions(model_name).items()}
 
     def register_version(self, model_name: str, ledger_version: int, folder: Path | None, tags: Mapping[str, str],
-                         proposal_run: str | None) -> str:
+                         proposal_run: str | None, adapter: Path | None = None) -> str:
         """Register a ledger version as a model version, its files logged as an MLflow transformers model
-        (`folder`), or none (released: the ledger rebuilds them when they are needed)."""
+        (`folder`), or none (released: the ledger rebuilds them when they are needed). A LoRA update's PEFT
+        adapter folder (`adapter`) is logged beside it as the run's artifact ``adapter/``; `tags` then name
+        its base (weightgate.base_model_version)."""
         client = self.client()
         self.ensure_model(model_name)
         exp = client.get_experiment_by_name(LEDGER_EXPERIMENT)
@@ -100,6 +103,8 @@ class Lineage:
         run = client.create_run(exp_id, run_name=f"ledger-v{ledger_version}", tags=run_tags)
         if folder is not None:
             self._log_model(run.info.run_id, folder, f"ledger:{ledger_version}")
+        if adapter is not None:
+            client.log_artifacts(run.info.run_id, str(adapter), artifact_path="adapter")
         client.set_terminated(run.info.run_id, "FINISHED")
         mv = client.create_model_version(model_name, f"runs:/{run.info.run_id}/model", run.info.run_id,
                                          tags={"weightgate.ledger_version": str(ledger_version),
@@ -111,9 +116,28 @@ class Lineage:
 
         from governance import mlflow_model
 
+        local = self._local_artifacts(run_id)
+        if local is not None:  # hard links into MLflow's own folder: no second copy of the bytes
+            shutil.rmtree(local / "model", ignore_errors=True)
+            with tempfile.TemporaryDirectory(dir=local.parent) as tmp:
+                mlflow_model.write(folder, Path(tmp) / "model", source).rename(local / "model")
+            return
         with tempfile.TemporaryDirectory(dir=folder.parent) as tmp:
             self.client().log_artifacts(run_id, str(mlflow_model.write(folder, Path(tmp) / "m", source)),
                                         artifact_path="model")
+
+    def _local_artifacts(self, run_id: str) -> Path | None:
+        """A run's artifact folder when MLflow's artifact store is a local folder."""
+        from urllib.parse import urlparse
+        from urllib.request import url2pathname
+
+        uri = self.client().get_run(run_id).info.artifact_uri
+        parsed = urlparse(uri)
+        if parsed.scheme not in ("", "file"):
+            return None
+        local = Path(url2pathname(parsed.path) if parsed.scheme else uri)
+        local.mkdir(parents=True, exist_ok=True)
+        return local
 
     def has_files(self, mv: Any) -> bool:
         return bool(self.client().list_artifacts(mv.run_id, "model"))
@@ -169,7 +193,9 @@ class Lineage:
         for mv in found:
             if mv.tags.get("weightgate.ledger_version") != str(ledger_version):
                 continue
-            get_artifact_repository(client.get_run(mv.run_id).info.artifact_uri).delete_artifacts("model")
+            repo = get_artifact_repository(client.get_run(mv.run_id).info.artifact_uri)
+            for path in ("model", "adapter"):
+                repo.delete_artifacts(path)
             client.set_model_version_tag(model_name, mv.version, "weightgate.tombstoned", reason)
 
     def set_alias(self, model_name: str, alias: str, registered_version: str) -> None:
@@ -211,16 +237,13 @@ class Lineage:
         artifact store is a local folder, else downloaded into `dest`); raises VerificationError when its
         folder holds anything but the version's files laid out as an MLflow transformers model."""
         import hashlib
-        from urllib.parse import urlparse
-        from urllib.request import url2pathname
 
         from governance import mlflow_model
         from governance.errors import VerificationError
 
-        uri = self.client().get_run(mv.run_id).info.artifact_uri
-        parsed = urlparse(uri)
-        if parsed.scheme in ("", "file"):
-            folder = Path(url2pathname(parsed.path) if parsed.scheme else uri) / "model"
+        local = self._local_artifacts(mv.run_id)
+        if local is not None:
+            folder = local / "model"
         else:
             folder = Path(self.client().download_artifacts(mv.run_id, "model", str(dest))) \
                 if self.has_files(mv) else dest / "none"

@@ -1,11 +1,14 @@
 """Model versions in the blob store, restorable bit for bit.
 
 A version is a manifest of files. A safetensors file is kept as its header bytes plus
-one blob per tensor: a keyframe (the raw bytes, byte-shuffled, zstd) or a delta
-against the same tensor of the parent version (raw bits XOR parent bits, byte-shuffled,
-zstd). Every K-th version in a chain is a keyframe, so a restore applies at most K-1
-deltas. A tensor whose bytes did not change points at its parent's blob. Restoring
-checks each tensor's sha256 and the whole file's sha256 against the manifest.
+one blob per tensor: a keyframe (the raw bytes, byte-shuffled, zstd), a delta against
+the same tensor of the parent version (raw bits XOR parent bits, byte-shuffled, zstd),
+or, for a LoRA update, the adapter's two factors (governance.lora_merge rebuilds the
+merged tensor from the parent's bit for bit; used only when the merge was checked to
+give the promoted bytes). Every K-th version in a chain is a keyframe, so a restore
+applies at most K-1 deltas; LoRA versions, a few kilobytes each, stretch a chain to at
+most 4K. A tensor whose bytes did not change points at its parent's blob. Restoring
+checks the whole file's sha256 against the manifest.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import numpy as np
 
 from governance.blobs import BlobStore
 from governance.errors import VerificationError
+from governance.lora_merge import MERGEABLE, LoraFactor, factor_matrix
 
 KEYFRAME_EVERY = 8
 _LEVEL = 1
@@ -48,29 +52,49 @@ def _width(dtype: str) -> int:
 class TensorStore:
     def __init__(self, blobs: BlobStore) -> None:
         self.blobs = blobs
+        self._adapters: dict[str, bytes] = {}  # adapter files read while restoring
 
     # -- writing -------------------------------------------------------------------------------------
     def put_version(self, folder: Path, parent: Mapping[str, Any] | None,
-                    parent_raw: Callable[[str, str], bytes] | None) -> dict[str, Any]:
+                    parent_raw: Callable[[str, str], bytes] | None,
+                    adapter: Mapping[str, LoraFactor] | None = None,
+                    adapter_files: Mapping[str, str] | None = None) -> dict[str, Any]:
         """Store every file of a model folder; returns the version manifest.
 
-        `parent_raw(file, tensor)` gives the parent's raw tensor bytes for deltas.
+        `parent_raw(file, tensor)` gives the parent's raw tensor bytes for deltas; `adapter` the LoRA
+        factor of each tensor a LoRA update changed, `adapter_files` its files (name -> blob, kept).
         """
         depth = (parent or {}).get("depth", -1) + 1
-        keyframe = parent is None or depth % KEYFRAME_EVERY == 0
+        keyframe = parent is None or depth >= KEYFRAME_EVERY * (4 if adapter else 1)
         files: dict[str, Any] = {}
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
             name = path.relative_to(folder).as_posix()
             if name.endswith(WEIGHTS_SUFFIX):
                 prev = None if keyframe else (parent or {}).get("files", {}).get(name)
-                files[name] = self._put_weights(path, name, prev, parent_raw)
+                files[name] = self._put_weights(path, name, prev, parent_raw, adapter or {}, adapter_files or {})
             else:
                 data = path.read_bytes()
                 files[name] = {"sha256": self.blobs.put_bytes(data), "size": len(data)}
-        return {"depth": 0 if keyframe else depth, "files": files}
+        out: dict[str, Any] = {"depth": 0 if keyframe else depth, "files": files}
+        if adapter_files:
+            out["adapter"] = dict(adapter_files)
+        return out
+
+    @staticmethod
+    def _lora_entry(factor: LoraFactor, base: bytes, dtype: str, sha: str,
+                    files: Mapping[str, str]) -> dict[str, Any] | None:
+        """Where the factors are in the adapter's files, when merging them into the parent's tensor gives
+        the promoted bytes."""
+        file, a, b = factor.source
+        if (file not in files or dtype not in MERGEABLE
+                or hashlib.sha256(factor.merge(base, dtype)).hexdigest() != sha):
+            return None
+        return {"file": files[file], "a": a, "b": b, "rank": int(factor.a.shape[0]),
+                "scale": float(factor.scale).hex(), "transpose": factor.transpose}
 
     def _put_weights(self, path: Path, name: str, prev: Mapping[str, Any] | None,
-                     parent_raw: Callable[[str, str], bytes] | None) -> dict[str, Any]:
+                     parent_raw: Callable[[str, str], bytes] | None,
+                     adapter: Mapping[str, LoraFactor], adapter_files: Mapping[str, str]) -> dict[str, Any]:
         import zstandard
 
         cctx = zstandard.ZstdCompressor(level=_LEVEL)
@@ -92,10 +116,16 @@ class TensorStore:
                     if old and old["sha256"] == entry["sha256"]:
                         entry.update(encoding=old["encoding"], blob=old["blob"], base=old.get("base"))
                     elif old and old["size"] == entry["size"] and parent_raw is not None:
-                        base = np.frombuffer(parent_raw(name, tname), dtype=np.uint8)
-                        xor = np.bitwise_xor(np.frombuffer(raw, dtype=np.uint8), base)
-                        entry.update(encoding="xor-zstd", base=old["sha256"],
-                                     blob=self.blobs.put_bytes(cctx.compress(_shuffle(xor.data, width))))
+                        parent_bytes = parent_raw(name, tname)
+                        lora = (self._lora_entry(adapter[tname], parent_bytes, t["dtype"], entry["sha256"],
+                                                 adapter_files) if tname in adapter else None)
+                        if lora:
+                            entry.update(encoding="lora", base=old["sha256"], blob=lora["file"], lora=lora)
+                        else:
+                            xor = np.bitwise_xor(np.frombuffer(raw, dtype=np.uint8),
+                                                 np.frombuffer(parent_bytes, dtype=np.uint8))
+                            entry.update(encoding="xor-zstd", base=old["sha256"],
+                                         blob=self.blobs.put_bytes(cctx.compress(_shuffle(xor.data, width))))
                     else:
                         entry.update(encoding="zstd", blob=self.blobs.put_bytes(cctx.compress(_shuffle(raw, width))))
                     tensors[tname] = entry
@@ -115,12 +145,36 @@ class TensorStore:
         """
         import zstandard
 
+        if entry["encoding"] == "lora":
+            return self._merge(entry, resolve_base(entry["base"]))
         data = zstandard.ZstdDecompressor().decompress(self.blobs.read(entry["blob"], verify=False),
                                                         max_output_size=entry["size"])
         raw = _unshuffle(data, _width(entry["dtype"]))
         if entry["encoding"] == "xor-zstd":
             raw = np.bitwise_xor(raw, np.frombuffer(resolve_base(entry["base"]), dtype=np.uint8))
         return raw.tobytes()
+
+    def _merge(self, entry: Mapping[str, Any], base: bytes) -> bytes:
+        """A LoRA-encoded tensor: its factors, read from the adapter file's blob, merged into its parent."""
+        lora = entry["lora"]
+        data = self._adapters.get(lora["file"])
+        if data is None:
+            data = self._adapters[lora["file"]] = self.blobs.read(lora["file"])
+        try:
+            (n,) = struct.unpack("<Q", data[:8])
+            header = json.loads(data[8:8 + n])
+
+            def matrix(name: str) -> np.ndarray:
+                t = header[name]
+                begin, end = t["data_offsets"]
+                return factor_matrix(data[8 + n + begin:8 + n + end], t["dtype"]).reshape(t["shape"])
+
+            a, b = matrix(lora["a"]), matrix(lora["b"])
+            factor = LoraFactor(a, b, float.fromhex(lora["scale"]), bool(lora["transpose"]))
+            return factor.merge(base, entry["dtype"])
+        except (KeyError, TypeError, ValueError, struct.error) as exc:
+            raise VerificationError(f"LoRA factors {lora.get('a')!r} in blob {str(lora['file'])[:12]} do not "
+                                    f"rebuild their tensor ({str(exc)[:60]})") from None
 
     def restore(self, chain: list[Mapping[str, Any]], dest: Path) -> Path:
         """Write the last version of `chain` (oldest first, from its keyframe) into `dest`."""
@@ -166,7 +220,7 @@ class TensorStore:
 
 def version_blobs(version: Mapping[str, Any]) -> set[str]:
     """Every blob a version manifest names."""
-    out: set[str] = set()
+    out: set[str] = set(version.get("adapter", {}).values())
     for f in version["files"].values():
         if "tensors" in f:
             out.add(f["header"])

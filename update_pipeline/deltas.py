@@ -18,6 +18,8 @@ from update_pipeline.weights import WEIGHT_SUFFIX, folder_tensors, load_tensors,
 if TYPE_CHECKING:
     import torch
 
+    from governance.lora_merge import LoraFactor
+
 ADAPTER_CONFIG = "adapter_config.json"
 
 
@@ -43,13 +45,17 @@ def _match(name: str, t: torch.Tensor, base: dict[str, torch.Tensor], where: Pat
     return b
 
 
-def _lora(folder: Path, base: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def lora_factors(folder: Path, base: dict[str, torch.Tensor]) -> tuple[dict[str, LoraFactor], dict[str, torch.Tensor]]:
+    """A PEFT adapter as (target tensor -> its LoRA factor, target tensor -> full replacement
+    (modules_to_save)), checked against the base's names, shapes and dtypes."""
     try:
         cfg: dict[str, Any] = json.loads((folder / ADAPTER_CONFIG).read_text())
         r, alpha = int(cfg["r"]), float(cfg["lora_alpha"])
     except (OSError, ValueError, KeyError, TypeError):
         raise InputError(f"{folder / ADAPTER_CONFIG}: not a readable PEFT LoRA config (needs r, lora_alpha)") from None
     import math
+
+    from governance.lora_merge import MERGEABLE, LoraFactor
 
     if r < 1 or not math.isfinite(alpha):
         raise InputError(f"{folder / ADAPTER_CONFIG}: r must be at least 1 and lora_alpha a finite number "
@@ -61,9 +67,12 @@ def _lora(folder: Path, base: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
     if not weights:
         raise InputError(f"{folder}: no adapter_model.safetensors")
     tensors: dict[str, torch.Tensor] = {}
+    file_of: dict[str, str] = {}
     for p in weights:
-        tensors.update(load_tensors(p))
-    out: dict[str, torch.Tensor] = {}
+        loaded = load_tensors(p)
+        tensors.update(loaded)
+        file_of.update(dict.fromkeys(loaded, p.relative_to(folder).as_posix()))
+    factors: dict[str, LoraFactor] = {}
     for name in sorted(tensors):
         if ".lora_A." not in name:
             continue
@@ -71,25 +80,38 @@ def _lora(folder: Path, base: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
         b_name = name.replace(".lora_A.", ".lora_B.")
         if b_name not in tensors:
             raise InputError(f"{folder}: {name} has no matching lora_B")
-        a, b = tensors[name].float(), tensors[b_name].float()
-        delta = (b @ a) * scaling
-        if cfg.get("fan_in_fan_out"):
-            delta = delta.T
+        a, b = tensors[name].float().numpy(), tensors[b_name].float().numpy()
+        if a.ndim != 2 or b.ndim != 2 or a.shape[0] != b.shape[1]:
+            raise InputError(f"{folder}: {name} and its lora_B are not (r, in) and (out, r) matrices")
+        factor = LoraFactor(a, b, scaling, bool(cfg.get("fan_in_fan_out")), (file_of[name], name, b_name))
         target = module + ".weight"
         base_t = base.get(target)
         if base_t is None:
             raise InputError(f"{folder}: adapter targets {module!r}, which is not in the base model")
-        if tuple(delta.shape) != tuple(base_t.shape):
-            raise InputError(f"{folder}: adapter for {module!r} makes shape {tuple(delta.shape)}, "
+        if factor.shape != tuple(base_t.shape):
+            raise InputError(f"{folder}: adapter for {module!r} makes shape {factor.shape}, "
                              f"base has {tuple(base_t.shape)}")
-        out[target] = delta.to(base_t.dtype)
+        if str(base_t.dtype).removeprefix("torch.") not in ("float32", "float16", "bfloat16"):
+            raise InputError(f"{folder}: adapter targets {target!r} of dtype {base_t.dtype}; LoRA merges "
+                             f"only {', '.join(MERGEABLE)} weights")
+        factors[target] = factor
+    replaced = {}
     for name, t in tensors.items():  # modules_to_save: full replacements
         if ".lora_" not in name:
             target = name.removeprefix("base_model.model.")
-            out[target] = t - _match(target, t, base, folder)
-    if not out:
+            _match(target, t, base, folder)
+            replaced[target] = t
+    if not factors and not replaced:
         raise InputError(f"{folder}: adapter holds no LoRA tensors")
-    return out
+    return factors, replaced
+
+
+def _lora(folder: Path, base: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    import torch
+
+    factors, replaced = lora_factors(folder, base)
+    out = {n: torch.from_numpy(f.delta()).to(base[n].dtype) for n, f in factors.items()}
+    return {**out, **{n: t - base[n] for n, t in replaced.items()}}
 
 
 def compute_delta(kind: str, candidate: Path, base: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -30,7 +30,15 @@ from governance.tensorstore import TensorStore
 from governance.trust import Root
 from governance.vault import seal
 from update_pipeline import witnesses
-from update_pipeline.versions import proposal_result, raw_reader, restore_version, verified_base
+from update_pipeline.shred import release_candidates
+from update_pipeline.versions import (
+    adapter_of,
+    proposal_result,
+    prune_restores,
+    raw_reader,
+    restore_version,
+    verified_base,
+)
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,8 @@ def decide(store: Store, ref: str, signer: Signer, decision: decisions.Decision,
     env = decisions.sign_decision(root, signer, proposal.id, proposal.proposer, sha256_hex(envelope),
                                   decision, comment)
     proposals.add_decision(proposal.id, signer.name, env)
+    if decision == "reject":  # final for these bytes: proposing them again starts over
+        release_candidates(store, Ledger.of(store).entries(), {proposal.id})
     return status(store, proposal.id)
 
 
@@ -173,7 +183,8 @@ def promote(store: Store, ref: str, signers: list[Signer], tracking_uri: str | N
         version = max(versions(entries)) + 1
         with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
             result = proposal_result(store, proposal, base_dir, Path(tmp) / "result")
-            weights = tensors.put_version(result, parent, raw_reader(base_dir))
+            lora = adapter_of(store, proposal, base_dir) if proposal.manifest["candidate"]["kind"] == "lora" else None
+            weights = tensors.put_version(result, parent, raw_reader(base_dir), *(lora or ()))
         approvals_env = [env for _, env in proposals.decisions(proposal)]
         predicate = {
             "action": "promote", "version": version, "champion": version, "parent": current, "weights": weights,
@@ -190,6 +201,7 @@ def promote(store: Store, ref: str, signers: list[Signer], tracking_uri: str | N
         entry = witnesses.append(store, ledger, entries, predicate, {f"version-{version}": _weights_digest(weights)},
                                  signers, tracking_uri, after=lambda everything: sync_registry(store, everything,
                                                                                                 tracking_uri))
+        release_candidates(store, [*entries, entry])  # the ledger holds the version: one copy of its bytes
     return Promoted(version, entry.digest, tally)
 
 
@@ -257,6 +269,13 @@ def sync_registry(store: Store, entries: list[Entry], tracking_uri: str | None =
             run = ProposalStore(store.proposals_dir, entry.root, forgotten(entries)).load(
                 p["id"], redacted_ok=True).lineage().get("run_id")
         folder = restore_version(store, entries, version) if version in keep else None
-        numbers[version] = lineage.register_version(store.model_name, version, folder, tags, run)
+        adapter, parent = entry.predicate["weights"].get("adapter"), entry.predicate.get("parent")
+        if adapter and parent in numbers:
+            tags |= {"weightgate.adapter": "adapter", "weightgate.base_model_version": numbers[parent],
+                     "weightgate.base_ledger_version": str(parent)}
+        with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
+            where = BlobStore(store.blobs_dir).materialize(adapter, Path(tmp) / "adapter") if adapter else None
+            numbers[version] = lineage.register_version(store.model_name, version, folder, tags, run, where)
     if champion(entries) is not None:
         lineage.set_alias(store.model_name, CHAMPION_ALIAS, numbers[champion(entries)])
+    prune_restores(store, keep)

@@ -156,22 +156,48 @@ def _blobs(store: Store, entries: list[Entry], dead: set[int], unwanted: set[str
     doomed: set[str] = set()
     for v in dead:
         doomed |= version_blobs(made[v].predicate["weights"])
+    for pdir in store.proposals_dir.glob("prop-*"):
+        if pdir.name in unwanted:
+            doomed |= _candidate_blobs(pdir)
+    kept = _kept(store, entries, dead, unwanted)
+    for pid in gone:  # their blobs are known now: the folders can go
+        if (store.proposals_dir / pid).is_dir():
+            _remove_dir(store.proposals_dir / pid)
+    return _unlink(store, doomed - kept)
+
+
+def _kept(store: Store, entries: list[Entry], dead: set[int], spent: set[str]) -> set[str]:
+    """Blobs still wanted: every ledger entry's (but tombstoned versions' weights) and the candidate files of
+    every proposal not in `spent`."""
     kept: set[str] = set()
     for e in entries:
         kept |= entry_blobs(e.predicate, skip_weights=e.predicate.get("version") in dead
                             and e.predicate["action"] in ("genesis", "promote"))
     for pdir in store.proposals_dir.glob("prop-*"):
-        (doomed if pdir.name in unwanted else kept).update(_candidate_blobs(pdir))
-    for pid in gone:  # their blobs are known now: the folders can go
-        if (store.proposals_dir / pid).is_dir():
-            _remove_dir(store.proposals_dir / pid)
+        if pdir.name not in spent:
+            kept |= _candidate_blobs(pdir)
+    return kept
+
+
+def _unlink(store: Store, digests: set[str]) -> int:
     blobs = BlobStore(store.blobs_dir)
     n = 0
-    for b in sorted(doomed - kept):
+    for b in sorted(digests):
         if blobs.has(b):
             blobs.path(b).unlink()
             n += 1
     return n
+
+
+def release_candidates(store: Store, entries: list[Entry], rejected: set[str] = frozenset()) -> int:
+    """Delete the candidate files of promoted proposals (the ledger holds their version now) and of the
+    `rejected` ones, where no ledger entry and no other proposal names the same bytes; returns how many
+    blobs went. A kill part way leaves blobs the next call deletes."""
+    spent = {e.predicate["proposal"]["id"] for e in entries if e.predicate["action"] == "promote"} | set(rejected)
+    doomed: set[str] = set()
+    for pid in spent:
+        doomed |= _candidate_blobs(store.proposals_dir / pid)
+    return _unlink(store, doomed - _kept(store, entries, set(tombstones(entries)), spent))
 
 
 def shred(store: Store, ledger: Ledger, entries: list[Entry], intent: Entry, tracking_uri: str | None

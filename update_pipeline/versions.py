@@ -13,15 +13,21 @@ import struct
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from governance.blobs import BlobStore
 from governance.ledger import Entry, chain
 from governance.proposals import Proposal
 from governance.store import Store
 from governance.tensorstore import TensorStore
-from update_pipeline.deltas import compute_delta
+from update_pipeline.deltas import compute_delta, lora_factors
 from update_pipeline.hashing import sha256_files
 from update_pipeline.weights import WEIGHT_SUFFIX, load_tensors, model_files
+
+if TYPE_CHECKING:
+    import torch
+
+    from governance.lora_merge import LoraFactor
 
 
 def apply_update(kind: str, candidate: Path, base_dir: Path, dest: Path) -> Path:
@@ -35,10 +41,14 @@ def apply_update(kind: str, candidate: Path, base_dir: Path, dest: Path) -> Path
     files = model_files(base_dir)
     base_files = {p: load_tensors(p) for p in files if p.name.endswith(WEIGHT_SUFFIX)}
     merged = {n: t for ts in base_files.values() for n, t in ts.items()}
-    delta = compute_delta(kind, candidate, merged)
+    if kind == "lora":
+        factors, replaced = lora_factors(candidate, merged)
+        new = {**{n: _merged(merged[n], f) for n, f in factors.items()}, **replaced}
+    else:
+        delta = compute_delta(kind, candidate, merged)
+        new = {n: (merged[n].float() + d.float()).to(merged[n].dtype) for n, d in delta.items()}
     for path, tensors in base_files.items():
-        out = {n: ((t.float() + delta[n].float()).to(t.dtype) if n in delta else t).contiguous()
-               for n, t in tensors.items()}
+        out = {n: new.get(n, t).contiguous() for n, t in tensors.items()}
         target = dest / path.relative_to(base_dir)
         target.parent.mkdir(parents=True, exist_ok=True)
         save_file(out, str(target), metadata={"format": "pt"})
@@ -48,6 +58,15 @@ def apply_update(kind: str, candidate: Path, base_dir: Path, dest: Path) -> Path
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(p, target)
     return dest
+
+
+def _merged(t: torch.Tensor, factor: LoraFactor) -> torch.Tensor:
+    """A base tensor with a LoRA factor merged in (governance.lora_merge: the bytes the ledger restores)."""
+    import torch
+
+    dtype = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16"}[t.dtype]
+    raw = factor.merge(t.contiguous().view(torch.uint8).numpy().tobytes(), dtype)
+    return torch.frombuffer(bytearray(raw), dtype=t.dtype).reshape(t.shape)
 
 
 def verified_base(store: Store, proposal: Proposal, tracking_uri: str | None = None) -> Path:
@@ -70,10 +89,34 @@ def proposal_result(store: Store, proposal: Proposal, base_dir: Path, dest: Path
     """The model folder promoting `proposal` would make the champion."""
     cand = proposal.manifest["candidate"]
     files = {**cand["files"], **cand["config_files"]}
+    blobs = BlobStore(store.blobs_dir)
+    if not all(blobs.has(d) for d in cand["files"].values()):
+        from governance.errors import UsageError
+
+        raise UsageError(f"proposal {proposal.id}: its candidate files were released (the proposal was promoted "
+                         "or rejected); propose the candidate again to check it")
     with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
-        staged = BlobStore(store.blobs_dir).materialize(files, Path(tmp) / "candidate")
+        staged = blobs.materialize(files, Path(tmp) / "candidate")
         source = staged if cand["kind"] != "delta" else staged / next(iter(cand["files"]))
         return apply_update(cand["kind"], source, base_dir, dest)
+
+
+def adapter_of(store: Store, proposal: Proposal, base_dir: Path) -> tuple[dict[str, LoraFactor], dict[str, str]]:
+    """A LoRA proposal's factors (target tensor -> factor) and its adapter files (name -> blob), read
+    from the blobs against the base's tensor table only."""
+    import torch
+
+    from update_pipeline.weights import read_header
+
+    dtypes = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F64": torch.float64,
+              "I64": torch.int64, "I32": torch.int32, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool}
+    table = {n: torch.empty(t["shape"], dtype=dtypes.get(t["dtype"], torch.uint8), device="meta")
+             for p in model_files(base_dir) if p.name.endswith(WEIGHT_SUFFIX) for n, t in read_header(p).items()}
+    cand = proposal.manifest["candidate"]
+    files = {**cand["files"], **cand["config_files"]}
+    with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
+        factors, _ = lora_factors(BlobStore(store.blobs_dir).materialize(files, Path(tmp) / "adapter"), table)
+    return factors, files
 
 
 def raw_reader(folder: Path) -> Callable[[str, str], bytes]:
@@ -113,3 +156,10 @@ def restore_version(store: Store, entries: list[Entry], version: int) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return dest
+
+
+def prune_restores(store: Store, keep: set[int]) -> None:
+    """Drop restored versions other than `keep` from the cache (the ledger rebuilds them when needed)."""
+    for folder in (store.cache_dir / "ledger").glob("v*"):
+        if folder.name[1:].isdigit() and int(folder.name[1:]) not in keep:
+            shutil.rmtree(folder, ignore_errors=True)

@@ -3,6 +3,7 @@ full and LoRA updates, one trained with plain transformers/PEFT code, through th
 
 import hashlib
 import json
+import shutil
 
 import pytest
 
@@ -90,10 +91,13 @@ def test_flow_on_each_architecture(store, tmp_path, arch, dtype, shard):
     assert through(store, "ledger:champion", lora, data[1]) == 2
     champion = digests(refs.resolve("ledger:champion", store))
     loads_from_mlflow_as_the_ledger_restores(store, refs.resolve("ledger:champion", store))
+    stored_as_adapter(store, 2)
+    adapter_in_mlflow_on_its_base(store, refs.resolve("ledger:champion", store))
 
     _, folder = Weightgate(store).rollback(1, "bob")
     assert digests(folder) == digests(full)
     assert dtypes(folder) == dtypes(base)
+    shutil.rmtree(store.cache_dir / "ledger")  # v2 comes back from its LoRA factors, not a cached copy
     Weightgate(store).rollback(2, "bob")
     assert digests(refs.resolve("ledger:champion", store)) == champion
 
@@ -106,6 +110,25 @@ def test_flow_on_each_architecture(store, tmp_path, arch, dtype, shard):
     done = Weightgate(store).revert(1, False, by="olga", proposer="alice")
     assert done.method == "approximate"
     assert plan is None or plan.method == "exact"
+
+
+def stored_as_adapter(store, version):
+    """A LoRA version costs the ledger its adapter's files and nothing more (bench/ledger_bench.py gives the
+    share of a checkpoint at a realistic size; on these tiny models an adapter is a large share)."""
+    from governance.blobs import BlobStore
+    from governance.ledger import Ledger, versions
+    from governance.tensorstore import version_blobs
+
+    made = versions(Ledger.of(store).entries())
+    new = version_blobs(made[version].predicate["weights"]) - version_blobs(made[version - 1].predicate["weights"])
+    files = made[version].predicate["weights"]["files"]
+    encodings = [e["encoding"] for f in files.values() if "tensors" in f for e in f["tensors"].values()
+                 if e.get("base") is not None and e["blob"] in new]
+    assert encodings and set(encodings) == {"lora"}, encodings
+    assert {"adapter_config.json", "adapter_model.safetensors"} <= set(made[version].predicate["weights"]["adapter"])
+    blobs = BlobStore(store.blobs_dir)
+    adapter = set(made[version].predicate["weights"]["adapter"].values())
+    assert sum(blobs.path(b).stat().st_size for b in new - adapter) < 4096  # new headers at most
 
 
 def loads_from_mlflow_as_the_ledger_restores(store, folder):
@@ -127,6 +150,31 @@ def loads_from_mlflow_as_the_ledger_restores(store, folder):
     with torch.no_grad():
         assert parts["model"].dtype == ours.dtype
         assert torch.equal(parts["model"].eval()(ids).logits, ours(ids).logits)
+
+
+def adapter_in_mlflow_on_its_base(store, merged):
+    """The LoRA version's run holds its PEFT adapter, and the registered version names its base: PEFT on
+    that base gives the merged champion's logits (to rounding: PEFT adds the adapter in the forward pass)."""
+    import mlflow
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", store.tracking_uri())
+        mp.setenv("MLFLOW_REGISTRY_URI", store.tracking_uri())
+        client = mlflow.MlflowClient()
+        mv = client.get_model_version_by_alias(store.model_name, "champion")
+        base_mv = client.get_model_version(store.model_name, mv.tags["weightgate.base_model_version"])
+        adapter = mlflow.artifacts.download_artifacts(f"runs:/{mv.run_id}/{mv.tags['weightgate.adapter']}")
+        base_dir = mlflow.artifacts.download_artifacts(f"runs:/{base_mv.run_id}/model/model")
+    assert base_mv.tags["weightgate.ledger_version"] == mv.tags["weightgate.base_ledger_version"] == "1"
+    peft = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_dir, dtype="auto"), adapter).eval()
+    ours = AutoModelForCausalLM.from_pretrained(merged, dtype="auto").eval()
+    ids = AutoTokenizer.from_pretrained(merged)("Q: What is the capital of Kamitam?\nA:", return_tensors="pt")
+    with torch.no_grad():
+        a, b = peft(**ids).logits.float(), ours(**ids).logits.float()
+    assert torch.allclose(a, b, atol=0.1 if ours.dtype == torch.bfloat16 else 1e-3), (a - b).abs().max()
 
 
 def test_chat_suites_go_through_the_chat_template(tmp_path):
