@@ -29,7 +29,7 @@ from governance.records import Finding, GateResult, Report
 from governance.signing import canonical_json, sign_envelope, statement, verify_signers
 from governance.store import Store
 from update_pipeline.train import HOLDOUT, RECIPE
-from update_pipeline.versions import proposal_result, verified_base
+from update_pipeline.versions import proposal_result, require_candidate, verified_base
 
 TAUGHT = 32  # trained records per update kept as probe cases
 
@@ -143,6 +143,7 @@ def check(store: Store, ref: str, policy_path: Path | None = None, tracking_uri:
     gate = KeyRing(store.keys_dir).gate_signer()
     root.allow("report", [gate])
     proposal = proposals.load(ref)
+    require_candidate(store, proposal)
     check_origin(entries, proposal.manifest.get("origin"), proposal.id)  # before any gate judges it leniently
     policy = load_policy(policy_path or store.policy_path)
     gates = build_gates(policy)

@@ -85,18 +85,23 @@ def verified_base(store: Store, proposal: Proposal, tracking_uri: str | None = N
     return folder
 
 
-def proposal_result(store: Store, proposal: Proposal, base_dir: Path, dest: Path) -> Path:
-    """The model folder promoting `proposal` would make the champion."""
-    cand = proposal.manifest["candidate"]
-    files = {**cand["files"], **cand["config_files"]}
+def require_candidate(store: Store, proposal: Proposal) -> None:
+    """Refuse a proposal whose candidate files were released (it was promoted or rejected)."""
     blobs = BlobStore(store.blobs_dir)
-    if not all(blobs.has(d) for d in cand["files"].values()):
+    if not all(blobs.has(d) for d in proposal.manifest["candidate"]["files"].values()):
         from governance.errors import UsageError
 
         raise UsageError(f"proposal {proposal.id}: its candidate files were released (the proposal was promoted "
                          "or rejected); propose the candidate again to check it")
+
+
+def proposal_result(store: Store, proposal: Proposal, base_dir: Path, dest: Path) -> Path:
+    """The model folder promoting `proposal` would make the champion."""
+    cand = proposal.manifest["candidate"]
+    files = {**cand["files"], **cand["config_files"]}
+    require_candidate(store, proposal)
     with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
-        staged = blobs.materialize(files, Path(tmp) / "candidate")
+        staged = BlobStore(store.blobs_dir).materialize(files, Path(tmp) / "candidate")
         source = staged if cand["kind"] != "delta" else staged / next(iter(cand["files"]))
         return apply_update(cand["kind"], source, base_dir, dest)
 

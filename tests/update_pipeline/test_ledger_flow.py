@@ -54,6 +54,7 @@ def test_promote_three_and_roll_back_bit_for_bit(store, base_model, tmp_path):
                 f"name = '{store.model_name}'") if client.list_artifacts(mv.run_id, "model")}
 
     assert with_files() == {2, 3}
+    one_copy_of_each_version(store, client)
     for version in (2, 0, 1, 3):
         _, folder = Weightgate(store).rollback(version, "bob")
         assert sha(folder / "model.safetensors") == shas[version]
@@ -72,6 +73,34 @@ def test_promote_three_and_roll_back_bit_for_bit(store, base_model, tmp_path):
         Weightgate(store).rollback(3, "bob")
     with pytest.raises(UsageError, match="unknown ledger version 9"):
         Weightgate(store).rollback(9, "bob")
+
+
+def one_copy_of_each_version(store, client):
+    """The ledger holds the versions: the proposals' candidate files are released (checking one again says
+    so), the restore cache keeps only what MLflow serves, and MLflow's files are hard links to it."""
+    from governance.blobs import BlobStore
+    from governance.ledger import versions
+    from update_pipeline.promote import trusted
+
+    _, entries, _, proposals = trusted(store)
+    promoted = [e.predicate["proposal"]["id"] for e in entries if e.predicate["action"] == "promote"]
+    blobs = BlobStore(store.blobs_dir)
+    adapter = versions(entries)[2].predicate["weights"]["adapter"]  # a LoRA version keeps its adapter's files
+    for pid in promoted:
+        files = proposals.load(pid).manifest["candidate"]["files"]
+        assert not any(blobs.has(d) for d in files.values() if d not in adapter.values())
+    assert set(proposals.load(promoted[1]).manifest["candidate"]["files"].values()) <= set(adapter.values())
+    with pytest.raises(UsageError, match="candidate files were released"):
+        check(store, promoted[0])
+    assert sorted(p.name for p in (store.cache_dir / "ledger").glob("v*")) == ["v2", "v3"]
+    served = [p for p in store.artifacts_dir.rglob("*.safetensors") if p.parent.name == "model"]
+    assert served and all(p.stat().st_nlink >= 2 for p in served)
+    registered = {int(mv.tags["weightgate.ledger_version"]): mv
+                  for mv in client.search_model_versions(f"name = '{store.model_name}'")}
+    lora = registered[2]  # the LoRA update: its adapter beside the merged model, its base named
+    assert lora.tags["weightgate.adapter"] == "adapter" and client.list_artifacts(lora.run_id, "adapter")
+    assert lora.tags["weightgate.base_model_version"] == str(registered[1].version)
+    assert "weightgate.adapter" not in registered[3].tags
 
 
 def test_promotion_needs_a_pass_and_approvals(store, base_model, full_candidate, update_data):
@@ -94,3 +123,10 @@ def test_promotion_needs_a_pass_and_approvals(store, base_model, full_candidate,
     assert Weightgate(store).promote(p.id, "bob").version == 1
     with pytest.raises(UsageError, match="already promoted"):
         Weightgate(store).promote(p.id, "bob")
+    other = propose(store, "ledger:champion", full_candidate, update_data, "alice", "alice-passphrase")
+    check(store, other.id)
+    Weightgate(store).reject(other.id, "bob", "not this one")  # final for these bytes: released
+    with pytest.raises(UsageError, match="candidate files were released"):
+        check(store, other.id)
+    with pytest.raises(CheckFailed, match="rejected by bob"):
+        Weightgate(store).promote(other.id, "bob")
