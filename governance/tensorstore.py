@@ -35,13 +35,26 @@ WEIGHTS_SUFFIX = ".safetensors"
 
 
 def _shuffle(raw: memoryview | bytes, width: int) -> bytes:
+    """Byte k of every element together (plane by plane): floats compress far better so."""
     a = np.frombuffer(raw, dtype=np.uint8)
-    return a.reshape(-1, width).T.tobytes() if width > 1 and a.size % width == 0 else a.tobytes()
+    if width == 1 or a.size % width:
+        return a.tobytes()
+    out = np.empty((width, a.size // width), np.uint8)
+    grid = a.reshape(-1, width)
+    for k in range(width):  # plane by plane: several times faster than a strided transpose
+        out[k] = grid[:, k]
+    return out.tobytes()
 
 
-def _unshuffle(data: bytes, width: int) -> np.ndarray:
-    a = np.frombuffer(data, dtype=np.uint8)
-    return a.reshape(width, -1).T.reshape(-1) if width > 1 and a.size % width == 0 else a
+def _unshuffle(data: bytes | np.ndarray, width: int) -> np.ndarray:
+    a = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data
+    if width == 1 or a.size % width:
+        return a
+    out = np.empty((a.size // width, width), np.uint8)
+    planes = a.reshape(width, -1)
+    for k in range(width):
+        out[:, k] = planes[k]
+    return out.reshape(-1)
 
 
 def _width(dtype: str) -> int:
@@ -137,22 +150,45 @@ class TensorStore:
                 "tensors": tensors}
 
     # -- reading -------------------------------------------------------------------------------------
-    def tensor_raw(self, entry: Mapping[str, Any], resolve_base: Callable[[str], bytes]) -> bytes:
-        """Raw bytes of one tensor; `resolve_base(sha256)` gives a delta's base bytes.
-
-        Not checked here: the restored file's sha256 is checked once at the end, which
-        covers every tensor of every version in the chain.
-        """
+    def _planes(self, entry: Mapping[str, Any]) -> np.ndarray:
+        """A zstd or xor-zstd blob decompressed: byte planes, as stored."""
         import zstandard
 
-        if entry["encoding"] == "lora":
-            return self._merge(entry, resolve_base(entry["base"]))
         data = zstandard.ZstdDecompressor().decompress(self.blobs.read(entry["blob"], verify=False),
                                                         max_output_size=entry["size"])
-        raw = _unshuffle(data, _width(entry["dtype"]))
-        if entry["encoding"] == "xor-zstd":
-            raw = np.bitwise_xor(raw, np.frombuffer(resolve_base(entry["base"]), dtype=np.uint8))
-        return raw.tobytes()
+        if len(data) != entry["size"]:
+            raise VerificationError(f"blob {entry['blob'][:12]} holds {len(data)} bytes, not {entry['size']}")
+        return np.frombuffer(data, dtype=np.uint8)
+
+    def _rebuild(self, steps: list[Mapping[str, Any]]) -> np.ndarray:
+        """One tensor's raw bytes from its entries along a chain, keyframe first: the XOR deltas are applied
+        to the byte planes as stored (XOR commutes with the shuffle), unshuffled once at the end.
+
+        Not checked here: the restored file's sha256 is checked once at the end, which covers every tensor
+        of every version in the chain."""
+        width = _width(steps[-1]["dtype"])
+        state: np.ndarray | None = None
+        shuffled, sha = True, None
+        for e in steps:
+            if e["sha256"] == sha:
+                continue  # unchanged: the parent's blob
+            if e["encoding"] != "zstd" and (state is None or e.get("base") != sha):
+                raise VerificationError(f"delta base {str(e.get('base'))[:12]} is not in the version chain")
+            if e["encoding"] == "zstd":
+                state, shuffled = self._planes(e), True
+            elif e["encoding"] == "xor-zstd":
+                if not shuffled:
+                    state, shuffled = np.frombuffer(_shuffle(state, width), np.uint8), True
+                state = np.bitwise_xor(state, self._planes(e))
+            elif e["encoding"] == "lora":
+                raw = _unshuffle(state, width) if shuffled else state
+                state, shuffled = np.frombuffer(self._merge(e, raw.tobytes()), np.uint8), False
+            else:
+                raise VerificationError(f"unknown tensor encoding {e['encoding']!r}")
+            sha = e["sha256"]
+        if state is None:
+            raise VerificationError("a tensor has no keyframe in its version chain")
+        return _unshuffle(state, width) if shuffled else state
 
     def _merge(self, entry: Mapping[str, Any], base: bytes) -> bytes:
         """A LoRA-encoded tensor: its factors, read from the adapter file's blob, merged into its parent."""
@@ -177,42 +213,39 @@ class TensorStore:
                                     f"rebuild their tensor ({str(exc)[:60]})") from None
 
     def restore(self, chain: list[Mapping[str, Any]], dest: Path) -> Path:
-        """Write the last version of `chain` (oldest first, from its keyframe) into `dest`."""
-        target = chain[-1]
-        known: dict[str, bytes] = {}
-
-        def base_of(sha: str) -> bytes:
-            if sha not in known:
-                raise VerificationError(f"delta base {sha[:12]} is not in the version chain")
-            return known[sha]
-
+        """Write the last version of `chain` (oldest first, from its keyframe) into `dest`: tensor by tensor
+        on every core, a few tensors in memory at a time, hashed as they are written."""
         dest.mkdir(parents=True, exist_ok=True)
-        for name, f in target["files"].items():
+        for name, f in chain[-1]["files"].items():
             out = dest / name
             out.parent.mkdir(parents=True, exist_ok=True)
             if "tensors" not in f:
                 out.write_bytes(self.blobs.read(f["sha256"]))
                 continue
-            for version in chain:  # rebuild tensor by tensor along the chain, keyframe first
-                spec = version["files"].get(name)
-                if spec is None:
-                    continue
-                todo = [e for e in spec["tensors"].values() if e["sha256"] not in known]
-                with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-                    for e, raw in zip(todo, pool.map(lambda e: self.tensor_raw(e, base_of), todo), strict=True):
-                        known[e["sha256"]] = raw
-            self._write_file(out, f, known)
+            order = sorted(f["tensors"], key=lambda t: f["tensors"][t]["offset"])
+            steps = {t: [v["files"][name]["tensors"][t] for v in chain
+                         if t in v["files"].get(name, {}).get("tensors", {})] for t in order}
+            self._write_file(out, f, order, lambda t, s=steps: self._rebuild(s[t]))
         return dest
 
-    def _write_file(self, out: Path, f: Mapping[str, Any], known: Mapping[str, bytes]) -> None:
+    def _write_file(self, out: Path, f: Mapping[str, Any], order: list[str],
+                    rebuild: Callable[[str], np.ndarray]) -> None:
         header = self.blobs.read(f["header"])
-        with open(out, "wb") as fh:
+        h = hashlib.sha256(header)
+        pos = 0
+        workers = os.cpu_count() or 1
+        with open(out, "wb") as fh, ThreadPoolExecutor(max_workers=workers) as pool:
             fh.write(header)
-            for e in sorted(f["tensors"].values(), key=lambda e: e["offset"]):
-                fh.seek(len(header) + e["offset"])
-                fh.write(known[e["sha256"]])
-        with open(out, "rb") as fh:
-            h = hashlib.file_digest(fh, "sha256")
+            for i in range(0, len(order), 2 * workers):  # a window of tensors at a time: bounded memory
+                window = order[i:i + 2 * workers]
+                for t, raw in zip(window, pool.map(rebuild, window), strict=True):
+                    e = f["tensors"][t]
+                    if e["offset"] != pos:
+                        raise VerificationError(f"{out.name}: tensor {t!r} does not start where the one before "
+                                                "it ends")
+                    fh.write(raw.data)
+                    h.update(raw.data)
+                    pos += raw.size
         if h.hexdigest() != f["sha256"]:
             raise VerificationError(f"restored {out.name} does not match its recorded sha256; "
                                     "run 'weightgate ledger verify' to find the damaged blob")
