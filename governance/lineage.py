@@ -140,6 +140,9 @@ class Lineage:
         return local
 
     def has_files(self, mv: Any) -> bool:
+        local = self._local_artifacts(mv.run_id)
+        if local is not None:
+            return (local / "model").is_dir() and any((local / "model").iterdir())
         return bool(self.client().list_artifacts(mv.run_id, "model"))
 
     def put_files(self, model_name: str, mv: Any, folder: Path) -> None:
