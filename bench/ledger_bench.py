@@ -100,14 +100,17 @@ def promote_updates(store, base: Path, n: int, lora: bool, records: int, work: P
 def entropy(a: Path, b: Path) -> float:
     """Sum over bit positions of the binary entropy of that bit flipping between two versions, over raw bits."""
     import numpy as np
-    from safetensors.numpy import load_file
+    import torch
+    from safetensors.torch import load_file
 
+    ints = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
     bits = total = 0.0
     for f in sorted(a.glob("*.safetensors")):
         x, y = load_file(str(f)), load_file(str(b / f.name))
         for n in x:
-            w = x[n].dtype.itemsize
-            xor = np.bitwise_xor(x[n].view(f"u{w}"), y[n].view(f"u{w}")).reshape(-1)
+            w = x[n].element_size()
+            raw = [t.contiguous().view(ints[w]).numpy().view(f"u{w}") for t in (x[n], y[n])]
+            xor = np.bitwise_xor(*raw).reshape(-1)
             total += xor.size * w * 8
             for k in range(w * 8):
                 p = float(((xor >> k) & 1).mean())
