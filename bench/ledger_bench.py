@@ -173,7 +173,8 @@ def run(kind: str, args: argparse.Namespace) -> None:
         t_read = statistics.median(_time(lambda: [t.sum() for t in load_file(str(first)).values()])
                                    for _ in range(args.repeat))
         rng = random.Random(0)
-        picks = [rng.randint(1, max(made) - 3) for _ in range(args.repeat)]
+        older = [v for v in made if v < max(made) - 2] or sorted(made)  # not among the last K=2 and the champion
+        picks = [rng.choice(older) for _ in range(args.repeat)]
         t_restore = statistics.median(_time(lambda v=v: tensors.restore(chain(entries, v), work / f"r{rng.random()}"))
                                       for v in picks)
         print(f"[{kind}] restore of a random older version / (load_file + read) = {t_restore / t_read:.1f}  "

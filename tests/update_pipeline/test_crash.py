@@ -20,7 +20,7 @@ from update_pipeline.intake import propose
 from update_pipeline.service import Weightgate
 from update_pipeline.train import train_update
 
-POINTS = 24
+POINTS = 14
 
 
 def _env(home):
