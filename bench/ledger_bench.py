@@ -160,11 +160,12 @@ def run(kind: str, args: argparse.Namespace) -> None:
         from update_pipeline.promote import rollback
 
         copy = statistics.median(_time(lambda: _copy(base, work / "copy")) for _ in range(args.repeat))
-        recent = sorted(made)[-3:-1]  # the last K=2 versions besides the champion
+        recent = sorted(made)[-2:]  # the last K=2 versions (the champion among them): back and forth
         times = []
         for v in [recent[i % len(recent)] for i in range(args.repeat)]:
             times.append(_time(lambda v=v: rollback(store, v, signers)))
-        rollback(store, max(made), signers)
+        if champion(Ledger.of(store).entries()) != max(made):
+            rollback(store, max(made), signers)
         print(f"[{kind}] rollback to one of the last 2 versions / copy of the checkpoint = "
               f"{statistics.median(times) / copy:.1f}  (goal <= 1.5)")
 

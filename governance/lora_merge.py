@@ -50,10 +50,12 @@ class LoraFactor:
 
     def delta(self) -> np.ndarray:
         """scale * B @ A in float64, summed rank by rank, in the base tensor's layout."""
-        acc = np.zeros((self.b.shape[0], self.a.shape[1]), np.float64)
         a, b = self.a.astype(np.float64), self.b.astype(np.float64)
-        for k in range(a.shape[0]):
-            acc += np.multiply.outer(b[:, k], a[k])
+        acc = np.multiply.outer(b[:, 0], a[0])
+        term = np.empty_like(acc)
+        for k in range(1, a.shape[0]):  # multiply, then add: two roundings, never a fused multiply-add
+            np.multiply.outer(b[:, k], a[k], out=term)
+            acc += term
         acc *= self.scale
         return acc.T if self.transpose else acc
 
@@ -62,4 +64,5 @@ class LoraFactor:
         if dtype not in MERGEABLE:
             raise ValueError(f"LoRA merge of a {dtype} tensor")
         w = _to_f64(base_raw, dtype).reshape(self.shape)
-        return _from_f64(w + self.delta(), dtype)
+        w += self.delta()
+        return _from_f64(w, dtype)
