@@ -99,7 +99,12 @@ def _open(page, url, title, last=None):
 
 
 def _wait_text(page, text):
-    page.get_by_text(text).first.wait_for(timeout=60_000)
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:  # a loaded 2-core machine can take a while to promote; say what the page shows when it never comes
+        page.get_by_text(text).first.wait_for(timeout=120_000)
+    except PlaywrightTimeout:
+        raise AssertionError(f"{text!r} never shown; the page ends: {page.inner_text('body')[-600:]!r}") from None
 
 
 def test_every_page_renders_with_screenshots(two_approver_store, server, browser):
