@@ -55,6 +55,12 @@ def test_promote_three_and_roll_back_bit_for_bit(store, base_model, tmp_path):
 
     assert with_files() == {2, 3}
     one_copy_of_each_version(store, client)
+    cached = store.cache_dir / "ledger" / "v3" / "model.safetensors"
+    damaged = bytearray(cached.read_bytes())
+    damaged[len(damaged) // 2] ^= 1  # one bit of one tensor
+    cached.unlink()
+    cached.write_bytes(bytes(damaged))
+    assert sha(refs.resolve("ledger:3", store) / "model.safetensors") == shas[3]  # seen and rebuilt
     for version in (2, 0, 1, 3):
         _, folder = Weightgate(store).rollback(version, "bob")
         assert sha(folder / "model.safetensors") == shas[version]
