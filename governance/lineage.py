@@ -118,6 +118,7 @@ class Lineage:
 
         local = self._local_artifacts(run_id)
         if local is not None:  # hard links into MLflow's own folder: no second copy of the bytes
+            local.mkdir(parents=True, exist_ok=True)
             shutil.rmtree(local / "model", ignore_errors=True)
             with tempfile.TemporaryDirectory(dir=local.parent) as tmp:
                 mlflow_model.write(folder, Path(tmp) / "model", source).rename(local / "model")
@@ -135,9 +136,7 @@ class Lineage:
         parsed = urlparse(uri)
         if parsed.scheme not in ("", "file"):
             return None
-        local = Path(url2pathname(parsed.path) if parsed.scheme else uri)
-        local.mkdir(parents=True, exist_ok=True)
-        return local
+        return Path(url2pathname(parsed.path) if parsed.scheme else uri)
 
     def has_files(self, mv: Any) -> bool:
         local = self._local_artifacts(mv.run_id)

@@ -7,19 +7,23 @@ cast back to the base's dtype) and the base's config and tokenizer files.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import mmap
+import os
 import shutil
 import struct
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from governance.blobs import BlobStore
 from governance.ledger import Entry, chain
 from governance.proposals import Proposal
 from governance.store import Store
-from governance.tensorstore import TensorStore, matches
+from governance.tensorstore import TensorStore
 from update_pipeline.deltas import compute_delta, lora_factors
 from update_pipeline.hashing import sha256_files
 from update_pipeline.weights import WEIGHT_SUFFIX, load_tensors, model_files
@@ -141,6 +145,49 @@ def raw_reader(folder: Path) -> Callable[[str, str], bytes]:
             return fh.read(end - begin)
 
     return read
+
+
+def matches(version: Mapping[str, Any], folder: Path) -> bool:
+    """Whether `folder` holds exactly a version's bytes (a cached restore): every file's size; for a weights
+    file its header against the header blob's digest and each tensor against its own sha256, on every core
+    (the header and the tensors cover the file, so this is the file's bytes checked in parallel; one whole-file
+    sha256 runs on one core)."""
+    jobs: list[tuple[Path, int, int, str]] = []
+    for name, f in version["files"].items():
+        path = folder / name
+        if not path.is_file() or path.stat().st_size != f["size"]:
+            return False
+        if "tensors" not in f:
+            jobs.append((path, 0, f["size"], f["sha256"]))
+            continue
+        spans = sorted((e["offset"], e["size"], e["sha256"]) for e in f["tensors"].values())
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+            n = struct.unpack("<Q", head)[0] if len(head) == 8 else -1
+        pos, base = 0, 8 + n
+        for offset, size, _ in spans:
+            if offset != pos:
+                return False
+            pos += size
+        if base + pos != f["size"]:
+            return False
+        jobs.append((path, 0, base, f["header"]))
+        jobs += [(path, base + offset, size, sha) for offset, size, sha in spans]
+
+    def ok(job: tuple[Path, int, int, str]) -> bool:
+        path, start, size, sha = job
+        if size == 0:
+            return hashlib.sha256(b"").hexdigest() == sha
+        with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            view = memoryview(mm)
+            try:
+                return hashlib.sha256(view[start:start + size]).hexdigest() == sha
+            finally:
+                view.release()
+
+    jobs.sort(key=lambda j: -j[2])
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        return all(pool.map(ok, jobs))
 
 
 def restore_version(store: Store, entries: list[Entry], version: int) -> Path:
