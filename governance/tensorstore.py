@@ -2,7 +2,8 @@
 
 A version is a manifest of files. A safetensors file is kept as its header bytes plus
 one blob per tensor: a keyframe (the raw bytes, byte-shuffled, zstd), a delta against
-the same tensor of the parent version (raw bits XOR parent bits, byte-shuffled, zstd),
+the same tensor of the parent version (governance.tensor_codec: for floats the difference of the
+raw bits ordered by the parent's exponent, else their XOR; byte-shuffled, zstd),
 or, for a LoRA update, the adapter's two factors (governance.lora_merge rebuilds the
 merged tensor from the parent's bit for bit; used only when the merge was checked to
 give the promoted bytes). Every K-th version in a chain is a keyframe, so a restore
@@ -28,38 +29,12 @@ import numpy as np
 from governance.blobs import BlobStore
 from governance.errors import VerificationError
 from governance.lora_merge import MERGEABLE, LoraFactor, factor_matrix
+from governance.tensor_codec import apply_sub, shuffle, sub_delta, subtracts, unshuffle
+from governance.tensor_codec import width as _width
 
 KEYFRAME_EVERY = 8
 _LEVEL = 1
 WEIGHTS_SUFFIX = ".safetensors"
-
-
-def _shuffle(raw: memoryview | bytes, width: int) -> bytes:
-    """Byte k of every element together (plane by plane): floats compress far better so."""
-    a = np.frombuffer(raw, dtype=np.uint8)
-    if width == 1 or a.size % width:
-        return a.tobytes()
-    out = np.empty((width, a.size // width), np.uint8)
-    grid = a.reshape(-1, width)
-    for k in range(width):  # plane by plane: several times faster than a strided transpose
-        out[k] = grid[:, k]
-    return out.tobytes()
-
-
-def _unshuffle(data: bytes | np.ndarray, width: int) -> np.ndarray:
-    a = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data
-    if width == 1 or a.size % width:
-        return a
-    out = np.empty((a.size // width, width), np.uint8)
-    planes = a.reshape(width, -1)
-    for k in range(width):
-        out[:, k] = planes[k]
-    return out.reshape(-1)
-
-
-def _width(dtype: str) -> int:
-    return {"F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF16": 2, "I16": 2,
-            "U16": 2}.get(dtype, 1)
 
 
 class TensorStore:
@@ -134,13 +109,16 @@ class TensorStore:
                                                  adapter_files) if tname in adapter else None)
                         if lora:
                             entry.update(encoding="lora", base=old["sha256"], blob=lora["file"], lora=lora)
+                        elif subtracts(t["dtype"], entry["size"]):
+                            entry.update(encoding="sub-zstd", base=old["sha256"], blob=self.blobs.put_bytes(
+                                cctx.compress(sub_delta(raw, parent_bytes, t["dtype"]))))
                         else:
                             xor = np.bitwise_xor(np.frombuffer(raw, dtype=np.uint8),
                                                  np.frombuffer(parent_bytes, dtype=np.uint8))
                             entry.update(encoding="xor-zstd", base=old["sha256"],
-                                         blob=self.blobs.put_bytes(cctx.compress(_shuffle(xor.data, width))))
+                                         blob=self.blobs.put_bytes(cctx.compress(shuffle(xor.data, width))))
                     else:
-                        entry.update(encoding="zstd", blob=self.blobs.put_bytes(cctx.compress(_shuffle(raw, width))))
+                        entry.update(encoding="zstd", blob=self.blobs.put_bytes(cctx.compress(shuffle(raw, width))))
                     tensors[tname] = entry
                     del raw
             finally:
@@ -151,7 +129,7 @@ class TensorStore:
 
     # -- reading -------------------------------------------------------------------------------------
     def _planes(self, entry: Mapping[str, Any]) -> np.ndarray:
-        """A zstd or xor-zstd blob decompressed: byte planes, as stored."""
+        """A zstd, xor-zstd or sub-zstd blob decompressed: byte planes, as stored."""
         import zstandard
 
         data = zstandard.ZstdDecompressor().decompress(self.blobs.read(entry["blob"], verify=False),
@@ -161,8 +139,8 @@ class TensorStore:
         return np.frombuffer(data, dtype=np.uint8)
 
     def _rebuild(self, steps: list[Mapping[str, Any]]) -> np.ndarray:
-        """One tensor's raw bytes from its entries along a chain, keyframe first: the XOR deltas are applied
-        to the byte planes as stored (XOR commutes with the shuffle), unshuffled once at the end.
+        """One tensor's raw bytes from its entries along a chain, keyframe first: XOR deltas are applied to
+        the byte planes as stored (XOR commutes with the shuffle), difference deltas to the elements.
 
         Not checked here: the restored file's sha256 is checked once at the end, which covers every tensor
         of every version in the chain."""
@@ -174,21 +152,26 @@ class TensorStore:
                 continue  # unchanged: the parent's blob
             if e["encoding"] != "zstd" and (state is None or e.get("base") != sha):
                 raise VerificationError(f"delta base {str(e.get('base'))[:12]} is not in the version chain")
+            if state is not None and e["encoding"] != "zstd" and state.size != e["size"]:
+                raise VerificationError(f"a {e['encoding']} delta of {e['size']} bytes on a {state.size}-byte parent")
             if e["encoding"] == "zstd":
                 state, shuffled = self._planes(e), True
             elif e["encoding"] == "xor-zstd":
                 if not shuffled:
-                    state, shuffled = np.frombuffer(_shuffle(state, width), np.uint8), True
+                    state, shuffled = np.frombuffer(shuffle(state, width), np.uint8), True
                 state = np.bitwise_xor(state, self._planes(e))
+            elif e["encoding"] == "sub-zstd" and subtracts(e["dtype"], e["size"]):
+                parent = unshuffle(state, width) if shuffled else state
+                state, shuffled = apply_sub(parent, self._planes(e), e["dtype"]), False
             elif e["encoding"] == "lora":
-                raw = _unshuffle(state, width) if shuffled else state
+                raw = unshuffle(state, width) if shuffled else state
                 state, shuffled = np.frombuffer(self._merge(e, raw.tobytes()), np.uint8), False
             else:
                 raise VerificationError(f"unknown tensor encoding {e['encoding']!r}")
             sha = e["sha256"]
         if state is None:
             raise VerificationError("a tensor has no keyframe in its version chain")
-        return _unshuffle(state, width) if shuffled else state
+        return unshuffle(state, width) if shuffled else state
 
     def _merge(self, entry: Mapping[str, Any], base: bytes) -> bytes:
         """A LoRA-encoded tensor: its factors, read from the adapter file's blob, merged into its parent."""
