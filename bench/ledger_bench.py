@@ -89,8 +89,8 @@ def promote_updates(store, base: Path, n: int, lora: bool, records: int, work: P
         svc.approve(p.id, APPROVER)
         svc.promote(p.id, APPROVER)
         if i == 1 and not lora:
-            print(f"  bits per weight that one update changes (per-bit entropy of the XOR of two consecutive "
-                  f"versions, the floor for any lossless delta): {entropy(work / 'cand-0', cand):.2f} of raw")
+            print(f"  per-bit entropy of the XOR of two consecutive versions (the best an XOR delta coded bit "
+                  f"by bit reaches; the stored delta is a difference): {entropy(work / 'cand-0', cand):.2f} of raw")
         if i:
             shutil.rmtree(work / f"cand-{i - 1}")
         sizes.append(disk_bytes(store.home))

@@ -1,10 +1,10 @@
 """Tensor bytes as zstd compresses them well: byte planes, and deltas between versions of a tensor.
 
 A float tensor's delta is the integer difference of the raw bits (mod 2^bits, zigzag-coded), its
-elements ordered by the parent's exponent (a stable sort the parent gives back): a fine-tuning step
-moves weights by about the same amount whatever their size, so the number of bits that change
-follows the exponent, and elements of one exponent together compress far better. Other tensors use
-the XOR of the raw bits.
+top two byte planes ordered by the parent's exponent (a stable sort the parent gives back): a
+fine-tuning step moves weights by about the same amount whatever their size, so the number of bits
+that change follows the exponent, and elements of one exponent together compress far better (the
+planes below are random bits, kept in place). Other tensors use the XOR of the raw bits.
 """
 
 from __future__ import annotations
@@ -54,22 +54,38 @@ def _order(parent: np.ndarray, dtype: str) -> np.ndarray:
     return np.argsort(((parent >> mant) & mask).astype(np.uint8), kind="stable")
 
 
+def _sorted_planes(w: int) -> range:
+    """The planes kept in exponent order: the top two (those below hold bits that change at random)."""
+    return range(max(0, w - 2), w)
+
+
 def sub_delta(raw: bytes | memoryview, parent: bytes | memoryview, dtype: str) -> bytes:
-    """The shuffled planes of a float tensor's delta against its parent (see the module's note)."""
+    """The byte planes of a float tensor's delta against its parent (see the module's note)."""
     ut, st, _, _ = _FLOATS[dtype]
     x, y = np.frombuffer(parent, ut), np.frombuffer(raw, ut)
     d = (y - x).view(st)  # wraps mod 2^bits
-    bits = 8 * d.itemsize
-    zz = ((d << 1) ^ (d >> (bits - 1))).view(ut)
-    return shuffle(zz[_order(x, dtype)], d.itemsize)
+    w = d.itemsize
+    zz = ((d << 1) ^ (d >> (8 * w - 1))).view(ut)
+    planes = np.frombuffer(shuffle(zz, w), np.uint8).reshape(w, -1).copy()
+    order = _order(x, dtype)
+    for k in _sorted_planes(w):
+        planes[k] = planes[k][order]
+    return planes.tobytes()
 
 
 def apply_sub(parent: np.ndarray, planes: np.ndarray, dtype: str) -> np.ndarray:
     """The child's raw bytes from its parent's (uint8) and the stored planes of `sub_delta`."""
     ut, _, _, _ = _FLOATS[dtype]
     x = parent.view(ut)
-    ordered = unshuffle(planes, np.dtype(ut).itemsize).view(ut)
-    zz = np.empty_like(ordered)
-    zz[_order(x, dtype)] = ordered
+    w = x.itemsize
+    stored = planes.reshape(w, -1)
+    order = _order(x, dtype)
+    out = np.empty((x.size, w), np.uint8)
+    for k in range(w):
+        if k in _sorted_planes(w):
+            out[order, k] = stored[k]
+        else:
+            out[:, k] = stored[k]
+    zz = out.reshape(-1).view(ut)
     d = (zz >> ut(1)) ^ (ut(0) - (zz & ut(1)))
     return (x + d).view(np.uint8)
