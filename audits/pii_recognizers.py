@@ -1,11 +1,12 @@
 """Presidio recognizers that close the gaps of Presidio's defaults.
 
-- ``StreetAddressRecognizer``: house number, street name and suffix, optional unit, city, postcode;
+- ``StreetAddressRecognizer`` (audits.pii_address): address blocks in many countries' layouts;
 - ``FastPhoneRecognizer``: international and national formats, found by a cheap pattern and
   confirmed with ``phonenumbers`` (Presidio's default phone recognizer is the slowest part of a scan);
 - ``ContextNameRecognizer``: names in context (sign-offs, "my name is", greetings, titles, speaker labels);
 - ``SecretRecognizer``: API keys, tokens, passwords in assignments and private-key blocks;
-- ``LuhnCardRecognizer``: card numbers of any issuer, checked with Luhn.
+- ``LuhnCardRecognizer``: card numbers of any issuer, checked with Luhn;
+- ``LicenseRecognizer``: driver's licence numbers the text names as such.
 
 Each is an ordinary Presidio ``EntityRecognizer``: add it to any ``RecognizerRegistry``.
 """
@@ -45,43 +46,19 @@ class RegexRecognizer(EntityRecognizer):
         return out
 
 
-_SUFFIXES = (
-    "Alley Annex Arcade Avenue Ave Bayou Beach Bend Bluffs? Bottom Boulevard Blvd Branch Bridge Brooks? Burgs? "
-    "Bypass Camp Canyon Cape Causeway Centers? Circles? Cir Cliffs? Close Club Commons? Corners? Course Courts? Ct "
-    "Coves? Creek Crescent Crest Crossing Crossroad Curve Dale Dam Divide Drives? Dr Estates? Expressway "
-    "Extensions? Falls? Ferry Fields? Flats? Fords? Forest Forges? Forks? Fort Freeway Gardens? Gateway Glens? "
-    "Greens? Groves? Harbou?rs? Haven Heights Highway Hwy Hills? Hollow Inlet Islands? Isle Junctions? Keys? "
-    "Knolls? Lakes? Land Landing Lane Ln Lights? Loaf Locks? Lodge Loop Mall Manors? Meadows? Mews Mills? "
-    "Mission Motorway Mount Mountains? Neck Orchard Oval Overpass Parks? Parkways? Pkwy Pass Passage Path Pike "
-    "Pines? Place Pl Plains? Plaza Points? Ports? Prairie Radial Ramp Ranch Rapids? Rest Ridges? River Roads? "
-    "Rd Route Row Rue Run Shoals? Shores? Skyway Springs? Spurs? Squares? Sq Station Stravenue Stream Streets? "
-    "St Summit Terrace Throughway Trace Track Trafficway Trail Trailer Tunnel Turnpike Underpass Unions? "
-    "Valleys? Via Viaduct Views? Villages? Ville Vista Walks? Wall Ways? Wells?").split()
-_SUFFIX = "(?:" + "|".join(_SUFFIXES) + ")"
-_SEP = r"(?:,\s*|\s*\n\s*|\s+)"
-_ADDRESS = re.compile(
-    r"\b\d{1,5}[A-Za-z]?,?\s+(?:[A-Z][A-Za-z'’.-]+\s+){1,4}" + _SUFFIX + r"\b\.?"
-    r"(?:,?\s+(?:Apt|Apartment|Suite|Unit|Flat|Fl)\.?\s*#?\w+)?"
-    r"(?:(?:,\s*|\s*\n\s*)[A-Z][a-z][A-Za-z.-]*(?:\s[A-Z][a-z][A-Za-z.-]*){0,2})?"
-    r"(?:" + _SEP + r"(?:[A-Z]{2}\s+)?\d{5}(?:-\d{4})?\b|" + _SEP + r"[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}\b)?")
-
-
-class StreetAddressRecognizer(RegexRecognizer):
-    PATTERNS = (("STREET_ADDRESS", _ADDRESS, 0.85),)
-    NEEDS = re.compile(r"\d")
-
-    def __init__(self) -> None:
-        super().__init__(supported_entities=["STREET_ADDRESS"], name="StreetAddressRecognizer")
-
-
-_PHONE = re.compile(r"(?<![\w.+/-])(?P<value>(?:(?:\+|00)?\d{1,4}[\s.-]?)??(?:\(\d{1,5}\)[\s.-]?)?"
-                    r"\d{2,5}(?:[\s.-]\d{2,5}){0,4}\d?(?:\s?(?:x|ext\.?)\s?\d{1,5})?)(?![\w/-]|\.\d)")
+_PHONE = re.compile(r"(?<![\w.+/-])(?P<value>(?:(?:\+|00)?\d{1,4}[ \t.-]?)??(?:\(\d{1,5}\)[ \t.-]?)?"
+                    r"\d{2,5}(?:[ \t.-]\d{2,8}){0,4}(?:\s?(?:x|ext\.?)\s?\d{1,6})?)(?![\w/]|[.-]\d)")
 
 
 class FastPhoneRecognizer(RegexRecognizer):
+    """Phone numbers in international and national formats of many regions: a cheap pattern finds
+    candidates, ``phonenumbers`` confirms each is a possible number somewhere (Presidio's default phone
+    recognizer runs phonenumbers' matcher per region over the whole text, the slowest part of a scan)."""
+
     PATTERNS = (("PHONE_NUMBER", _PHONE, 0.75),)
     NEEDS = re.compile(r"\d{2}[\s.)-]?\d{2}")
-    REGIONS = ("US", "GB", "DE", "FR", "IN", "AU", "CA", "IE")
+    REGIONS = ("US", "GB", "DE", "FR", "IN", "AU", "CA", "IE", "IT", "ES", "NL", "BE", "CH", "AT", "SE", "NO", "DK",
+               "FI", "PL", "CZ", "HU", "PT", "BR", "MX", "AR", "RU", "TR", "JP", "CN", "ZA", "NG", "IL", "NZ", "SG")
 
     def __init__(self) -> None:
         super().__init__(supported_entities=["PHONE_NUMBER"], name="FastPhoneRecognizer")
@@ -97,10 +74,13 @@ class FastPhoneRecognizer(RegexRecognizer):
             return False
         if len(digits) >= 13 and not value.startswith(("+", "00")):
             return False  # card and account numbers
+        if value.isdigit() and len(digits) < 10:
+            return False  # a plain run of digits: an amount, a code, a postcode
         number = "+" + value[2:] if value.startswith("00") else value
+        ok = (phonenumbers.ValidationResult.IS_POSSIBLE, phonenumbers.ValidationResult.IS_POSSIBLE_LOCAL_ONLY)
         for region in (None,) if number.startswith("+") else self.REGIONS:
             try:
-                if phonenumbers.is_possible_number(phonenumbers.parse(number, region)):
+                if phonenumbers.is_possible_number_with_reason(phonenumbers.parse(number, region)) in ok:
                     return True
             except phonenumbers.NumberParseException:
                 continue
@@ -157,6 +137,21 @@ class ContextNameRecognizer(RegexRecognizer):
         return value.split()[0] not in _NOT_NAMES
 
 
+_LICENSE = re.compile(r"(?i:driver'?s?\s+licen[cs]e|driving\s+licen[cs]e|\bDL\b|licen[cs]e\s+(?:no\b|number|#))"
+                      r"[^\d\n]{0,25}(?<![\w-])(?P<value>[A-Za-z]{0,2}\d[\dA-Za-z-]{4,16})(?![\w-])")
+
+
+class LicenseRecognizer(RegexRecognizer):
+    """A driver's licence number where the text says it is one (issuing states' formats are too many,
+    and most are plain digits)."""
+
+    PATTERNS = (("US_DRIVER_LICENSE", _LICENSE, 0.8),)
+    NEEDS = re.compile(r"(?i:licen[cs]e|\bDL\b)")
+
+    def __init__(self) -> None:
+        super().__init__(supported_entities=["US_DRIVER_LICENSE"], name="LicenseRecognizer")
+
+
 _SECRETS = (
     r"\bAKIA[0-9A-Z]{16}\b",
     r"\bgh[pousr]_[A-Za-z0-9]{36,}\b",
@@ -177,5 +172,7 @@ class SecretRecognizer(RegexRecognizer):
 
 
 def weightgate_recognizers() -> list[EntityRecognizer]:
+    from audits.pii_address import StreetAddressRecognizer
+
     return [StreetAddressRecognizer(), FastPhoneRecognizer(), ContextNameRecognizer(), SecretRecognizer(),
-            LuhnCardRecognizer()]
+            LuhnCardRecognizer(), LicenseRecognizer()]
