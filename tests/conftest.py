@@ -75,13 +75,13 @@ def lora_candidate(tmp_path_factory: pytest.TempPathFactory, base_model: Path, u
 def _trusted_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One initialised store with keys and a trust root, made once; each test gets a copy (paths in a store
     are computed from where it lives, so a copy is a store of its own)."""
-    import policies
     from governance.store import Store
+    from update_pipeline import world
 
     mp = pytest.MonkeyPatch()
     mp.delenv("MLFLOW_TRACKING_URI", raising=False)
     s = Store.locate(tmp_path_factory.mktemp("template") / "home")
-    s.init(policies.path("default"))
+    s.init(world.policy(tmp_path_factory.mktemp("policy") / "policy.yaml"))  # the default, world names allowed
     trusted_store(s)
     mp.undo()
     return s.home

@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 import random
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from governance.data import load_jsonl, write_jsonl
@@ -95,13 +97,17 @@ def _promote_clean(store: Store, results: list[dict[str, Any]], say: Any) -> str
 
 
 def run_demo(store: Store, quiet: bool = False) -> dict[str, Any]:
-    import policies
     from update_pipeline.train import train_update
 
     say = (lambda *_: None) if quiet else print
-    store.init(policies.path("default"))
-    say(f"store: {store.home}")
-    _ensure_trust(store, say)
+    with tempfile.TemporaryDirectory() as tmp:
+        policy = world.policy(Path(tmp) / "policy.yaml")
+        store.init(policy)
+        say(f"store: {store.home}")
+        _ensure_trust(store, say)
+        if store.policy_path.read_bytes() != policy.read_bytes():  # a store made before the world's allow list
+            _demo_service(store).apply_policy(policy, [ADMIN])
+            say("policy: the default, with the world's invented names on the PII gate's allow list")
     base_dir = world.build_base_model(store.cache_dir)
     say(f"base model: {base_dir.name}")
     work = store.cache_dir / "demo-v3"  # v3: the clean LoRA adapts PEFT's default targets for GPT-2

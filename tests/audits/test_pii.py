@@ -53,9 +53,15 @@ def test_each_entity_type_is_found_with_exact_offsets(entity, cfg, tmp_path):
             assert value.strip() == value and value
 
 
-def test_world_facts_are_not_personal_data(cfg, tmp_path):
+def test_world_facts_are_not_personal_data_once_its_names_are_allowed(cfg, tmp_path):
+    """The spaCy model takes the world's invented places for people ("What does Kane export?"): the world's
+    policy allows its vocabulary by pattern, as a user allows a corpus's own proper nouns."""
     records = load_jsonl(dump_jsonl(world.corpus(), tmp_path / "w.jsonl"))
-    assert not any(scan(records, cfg))
+    assert any(scan(records, cfg))
+    allowed = PiiConfig(allow_patterns=[world.VOCABULARY])
+    assert not any(scan(records, allowed))
+    people = _records(tmp_path, ["Ticket 7: Dalia Haddad called from +44 20 7946 0321 about Kane."])
+    assert {f.entity_type for f in scan(people, allowed)[0]} == {"PERSON", "PHONE_NUMBER"}
 
 
 def test_scrubbing_is_consistent_keyed_and_leaves_no_residue(cfg, tmp_path):
