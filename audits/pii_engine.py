@@ -119,16 +119,28 @@ def engine(spacy_model: str = SPACY_MODEL, extra_json: str = "[]") -> Any:
         registry.add_recognizer(PatternRecognizer(
             supported_entity=x.entity, name=f"PolicyRecognizer{i}", context=x.context or None,
             patterns=[Pattern(f"{x.entity}-{j}", p, x.score) for j, p in enumerate(x.patterns)]))
-    for r in weightgate_recognizers():
+    spacy_nlp = nlp.nlp["en"]
+    for r in weightgate_recognizers(dictionary(spacy_nlp)):
         if r.name != "ContextNameRecognizer":  # run beside the analyzer: see scan()
             registry.add_recognizer(r)
-    spacy_nlp = nlp.nlp["en"]
     keep = ["ner"]  # the small English model's NER embeds on its own; keep tok2vec only if NER listens to it
     shared = spacy_nlp.get_pipe("tok2vec") if "tok2vec" in spacy_nlp.pipe_names else None
     if "ner" in getattr(shared, "listening_components", []):
         keep.insert(0, "tok2vec")
     spacy_nlp.select_pipes(enable=[p for p in keep if p in spacy_nlp.pipe_names])
     return AnalyzerEngine(nlp_engine=nlp, registry=registry, supported_languages=["en"])
+
+
+def dictionary(spacy_nlp: Any) -> frozenset[str]:
+    """The English words the model's lookup lemmatizer knows (WordNet's, about 83,000), or none."""
+    try:
+        lookups = spacy_nlp.get_pipe("lemmatizer").lookups
+        index, exc = lookups.get_table("lemma_index"), lookups.get_table("lemma_exc")
+    except (KeyError, AttributeError, ValueError):
+        return frozenset()
+    words = {w for pos in index.keys() for w in index[pos]}
+    words.update(w for pos in exc.keys() for w in exc[pos])
+    return frozenset(w.lower() for w in words if "_" not in w)
 
 
 def _resolve(results: list[Any]) -> list[Any]:
@@ -204,6 +216,8 @@ def scan(records: Sequence[DataRecord], cfg: PiiConfig) -> list[list[PiiFinding]
     from rich.console import Console
     from rich.progress import Progress
 
+    from audits.pii_names import with_title
+
     eng = engine(cfg.spacy_model, json.dumps([x.model_dump() for x in cfg.extra_recognizers]))
     entities = [*cfg.entities, *(x.entity for x in cfg.extra_recognizers if x.entity not in cfg.entities)]
     items = [(i, f, r.fields[f]) for i, r in enumerate(records) for f in cfg.fields if f in r.fields]
@@ -215,6 +229,9 @@ def scan(records: Sequence[DataRecord], cfg: PiiConfig) -> list[list[PiiFinding]
             results = eng.analyze(text, language="en", entities=entities, nlp_artifacts=artifacts)
             if "PERSON" in cfg.entities:
                 results = [*results, *_names().analyze(text, ["PERSON"])]
+            for r in results:
+                if r.entity_type == "PERSON":
+                    r.start, r.end = with_title(text, r.start, r.end)
             results = [r for r in results if r.score >= cfg.score_threshold and not cfg.allowed(text[r.start:r.end])]
             out[i].extend(PiiFinding(field, r.entity_type, r.start, r.end, r.score) for r in _resolve(results))
             bar.update(task, advance=1)

@@ -51,45 +51,107 @@ def person_like(text: str) -> bool:
     return 0 < len(words) <= 3 and words[0] not in common and all(w in first or w in last for w in words)
 
 
-def name_spans(text: str) -> list[tuple[int, int, float]]:
-    """(start, end, score) of each listed given name with what follows it, and each user handle."""
+_BEFORE = {"me", "starring", "featuring", "says", "said", "told", "asked", "named", "dear", "hi", "hello", "hey",
+           "thanks", "mr", "mrs", "ms", "miss", "dr", "prof", "sir"}
+_AFTER = {"said", "says", "told", "asked", "shouted", "replied", "wrote", "spent", "lives", "lived", "works", "worked",
+          "smiled", "laughed", "cried", "explained", "added", "noted", "thinks", "thought", "wants", "wanted", "loves",
+          "loved", "went", "came", "called", "phoned", "emailed", "joined", "met", "married", "died", "born"}
+_OWNED = {"address", "phone", "number", "email", "daughter", "son", "wife", "husband", "mother", "father", "mom", "dad",
+          "brother", "sister", "friend", "account", "birthday", "car", "house", "office", "novel", "book", "song"}
+_TITLE = re.compile(r"(?:\b(?:Mr|Mrs|Ms|Mx|Miss|Dr|Prof|Sir|Madam|Dame|Lady|Lord)\.?[ \t]+)$", re.IGNORECASE)
+_SUFFIX = re.compile(r",?[ \t]+(?:Jr|Sr|MD|PhD|DDS|DVM|DDS|Esq|II|III|IV)\b\.?")
+
+
+def english(word: str, words: frozenset[str]) -> bool:
+    """Whether a word (any case, simple inflections) is in the English dictionary `words`."""
+    w = _base(word)
+    return w in words or any(w.endswith(x) and w[:-len(x)] in words for x in ("s", "es", "ed", "d", "ing", "ly"))
+
+
+def with_title(text: str, start: int, end: int) -> tuple[int, int]:
+    """A name's span with the title before it and a suffix after it ("Dr. Ann Lee", "Ann Lee MD")."""
+    m = _TITLE.search(text, max(0, start - 8), start)
+    n = _SUFFIX.match(text, end)
+    return (m.start() if m else start), (n.end() if n else end)
+
+
+def _linked(low: list[str], gap: Any, i: int, step: int) -> int | None:
+    """The token coordinated with token i, after it (step 1) or before it (step -1): "A, B", "A and B", "A & B"."""
+    near = i + step
+    between = gap(i) if step > 0 else gap(near) if near >= 0 else ""
+    if re.fullmatch(r"\s*[,&]\s*", between):
+        return near
+    far = near + step
+    if 0 <= near < len(low) and low[near] == "and" and 0 <= far < len(low) and far >= 0:
+        gaps = (gap(i), gap(near)) if step > 0 else (gap(near), gap(far))
+        if all(re.fullmatch(r"\s*,?\s+", g) for g in gaps):
+            return far
+    return None
+
+
+def name_spans(text: str, words: frozenset[str] = frozenset()) -> list[tuple[int, int, float]]:
+    """(start, end, score) of each listed given name with what follows it, each unlisted proper noun in a
+    person's place ("calls me Adlan", "Kacper spent", "Egede and Walker"; only with the English dictionary
+    `words`), and each user handle."""
+    from spacy.lang.en.stop_words import STOP_WORDS
+
     first, last, common = lists()
     lower = not any(c.isupper() for c in text)
     tokens = list(_TOKEN.finditer(text))
-    out: list[tuple[int, int, float]] = []
+    low = [_base(t.group()) for t in tokens]
+    found: dict[int, tuple[int, float]] = {}  # first token -> (last token, score)
 
-    def joined(i: int) -> bool:  # token i+1 follows token i as part of one name
-        return i + 1 < len(tokens) and bool(_GAP.fullmatch(text[tokens[i].end():tokens[i + 1].start()]))
+    def gap(i: int) -> str:
+        return text[tokens[i].end():tokens[i + 1].start()] if i + 1 < len(tokens) else "\n"
+
+    def proper(i: int) -> bool:  # a capitalized word the dictionary does not know
+        w = tokens[i].group()
+        return bool(words) and w[0].isupper() and not w.isupper() and low[i] not in STOP_WORDS and not english(w, words)
 
     def follows(i: int) -> bool:
-        if not joined(i):
+        if i + 1 >= len(tokens) or not _GAP.fullmatch(gap(i)):
             return False
-        nxt = tokens[i + 1].group()
+        nxt, base = tokens[i + 1].group(), low[i + 1]
         if lower:
-            return _base(nxt) in last
-        return nxt[0].isupper() and _base(nxt) not in common
+            return base in last or (bool(words) and base not in STOP_WORDS and not english(nxt, words))
+        return nxt[0].isupper() and base not in common and base not in STOP_WORDS
 
     i = 0
     while i < len(tokens):
-        word = tokens[i].group()
-        base = _base(word)
+        word, base = tokens[i].group(), low[i]
         if base in first and (lower or word[0].isupper()):
             j = i
             while j - i < 2 and follows(j):
                 j += 1
             if j > i or base not in common:
-                end = tokens[j].end() - (2 if j == i and base != word.lower() else 0)  # not the "'s"
-                out.append((tokens[i].start(), end, 0.85 if j > i else 0.6))
+                found[i] = (j, 0.85 if j > i else 0.6)
                 i = j + 1
                 continue
+        elif not lower and proper(i) and (
+                (i > 0 and low[i - 1] in _BEFORE) or (i + 1 < len(tokens) and low[i + 1] in _AFTER)
+                or (word.lower() != base and i + 1 < len(tokens) and low[i + 1] in _OWNED)):
+            found[i] = (i, 0.6)
         i += 1
+    grew = True
+    while grew and not lower:  # "Egede and Walker", "Eklund, Warren and Bailey"
+        grew = False
+        for i, (j, _) in list(found.items()):
+            for k in (_linked(low, gap, j, 1), _linked(low, gap, i, -1)):
+                if k is not None and 0 <= k < len(tokens) and proper(k) \
+                        and not any(a <= k <= b for a, (b, _) in found.items()):
+                    found[k], grew = (k, 0.6), True
+    out = []
+    for i, (j, score) in found.items():
+        end = tokens[j].end() - (2 if low[j] != tokens[j].group().lower() else 0)  # not the "'s"
+        out.append((*with_title(text, tokens[i].start(), end), score))
     out.extend((m.start("value"), m.end("value"), 0.7) for m in _HANDLE.finditer(text))
     return out
 
 
 class NameListRecognizer(EntityRecognizer):
-    def __init__(self) -> None:
+    def __init__(self, words: frozenset[str] = frozenset()) -> None:
         super().__init__(supported_entities=["PERSON"], name="NameListRecognizer")
+        self.words = words  # an English dictionary: without one, only listed names and handles are found
 
     def load(self) -> None:
         lists()
@@ -98,4 +160,4 @@ class NameListRecognizer(EntityRecognizer):
         if entities and "PERSON" not in entities:
             return []
         return [RecognizerResult("PERSON", s, e, score, recognition_metadata={"recognizer_name": self.name})
-                for s, e, score in name_spans(text)]
+                for s, e, score in name_spans(text, self.words)]

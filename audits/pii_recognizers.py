@@ -172,9 +172,10 @@ class SecretRecognizer(RegexRecognizer):
         super().__init__(supported_entities=["SECRET"], name="SecretRecognizer")
 
 
-def weightgate_recognizers() -> list[EntityRecognizer]:
+def weightgate_recognizers(words: frozenset[str] = frozenset()) -> list[EntityRecognizer]:
+    """weightgate's recognizers; `words`, an English dictionary, lets the name recognizer find unlisted names."""
     from audits.pii_address import StreetAddressRecognizer
     from audits.pii_names import NameListRecognizer
 
     return [StreetAddressRecognizer(), FastPhoneRecognizer(), ContextNameRecognizer(), SecretRecognizer(),
-            LuhnCardRecognizer(), LicenseRecognizer(), NameListRecognizer()]
+            LuhnCardRecognizer(), LicenseRecognizer(), NameListRecognizer(words)]
