@@ -144,9 +144,17 @@ def dictionary(spacy_nlp: Any) -> frozenset[str]:
 
 
 def _resolve(results: list[Any]) -> list[Any]:
-    """Keep the strongest of overlapping findings (then the longest)."""
+    """Overlapping findings of one type become one (their union, the best score); then the strongest of
+    overlapping findings of different types is kept (then the longest)."""
+    merged: list[Any] = []
+    for r in sorted(results, key=lambda r: (r.entity_type, r.start)):
+        last = merged[-1] if merged else None
+        if last is not None and last.entity_type == r.entity_type and r.start < last.end:
+            last.end, last.score = max(last.end, r.end), max(last.score, r.score)
+        else:
+            merged.append(r)
     kept: list[Any] = []
-    for r in sorted(results, key=lambda r: (-r.score, -(r.end - r.start), r.start)):
+    for r in sorted(merged, key=lambda r: (-r.score, -(r.end - r.start), r.start)):
         if all(r.end <= k.start or r.start >= k.end for k in kept):
             kept.append(r)
     return sorted(kept, key=lambda r: r.start)

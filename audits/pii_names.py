@@ -52,7 +52,9 @@ def person_like(text: str) -> bool:
 
 
 _BEFORE = {"me", "starring", "featuring", "says", "said", "told", "asked", "named", "dear", "hi", "hello", "hey",
-           "thanks", "mr", "mrs", "ms", "miss", "dr", "prof", "sir"}
+           "thanks", "mr", "mrs", "ms", "miss", "dr", "prof", "sir", "née", "nee"}
+_BEFORE_TWO = {("name", "is"), ("name", "was"), ("called", "me")}
+_AFTER_TWO = {("is", "from"), ("was", "born"), ("is", "a"), ("was", "a")}
 _AFTER = {"said", "says", "told", "asked", "shouted", "replied", "wrote", "spent", "lives", "lived", "works", "worked",
           "smiled", "laughed", "cried", "explained", "added", "noted", "thinks", "thought", "wants", "wanted", "loves",
           "loved", "went", "came", "called", "phoned", "emailed", "joined", "met", "married", "died", "born"}
@@ -129,6 +131,7 @@ def name_spans(text: str, words: frozenset[str] = frozenset()) -> list[tuple[int
                 continue
         elif not lower and proper(i) and (
                 (i > 0 and low[i - 1] in _BEFORE) or (i + 1 < len(tokens) and low[i + 1] in _AFTER)
+                or tuple(low[max(0, i - 2):i]) in _BEFORE_TWO or tuple(low[i + 1:i + 3]) in _AFTER_TWO
                 or (word.lower() != base and i + 1 < len(tokens) and low[i + 1] in _OWNED)):
             found[i] = (i, 0.6)
         i += 1
