@@ -24,23 +24,24 @@ _NUM = r"\d{1,5}[A-Za-z]?\b(?:[/-]\d{1,4}\b)?"
 _STREET_WORD = (r"(?:street|st|road|rd|avenue|ave|av|boulevard|blvd|lane|ln|drive|dr|way|court|ct|place|pl|square|"
                 r"sq|terrace|close|crescent|parkway|pkwy|highway|hwy|circle|cir|trail|row|walk|grove|gardens|hill|"
                 r"mews|út|útja|utca|tér|rakpart|ulica|ulice|třída|náměstí|cesta|trg|tee|vei|gate|allé|torg|plads|kalea|"
-                r"enparantza|kuja|katu)")
+                r"enparantza|kuja|katu|u)")
 _STREET_END = (r"(?:straße|strasse|str|gasse|weg|allee|platz|damm|ufer|vej|veien|vegen|gata|gatan|gade|stræde|"
                r"straat|laan|plein|gracht|dijk|kade|katu|tie|kuja|utca)")
 _STREET_LEAD = (r"(?:via|viale|piazza|corso|largo|rue|avenue|boulevard|bd|chemin|allée|place|quai|impasse|route|"
                 r"rua|r|avenida|av|calle|c/|carrer|paseo|plaza|camino|travesía|ul|ulica|al|aleja|plac|"
                 r"strada|str|bulevardul|calea|odos|leoforos|οδός|λεωφ)")
-_UNIT = (r"(?i:\b(?:apt|apartment|suite|ste|unit|flat|fl|floor|room|rm|bldg|building|p\.?\s?o\.?\s?box|box|psc|cmr)"
-         r"\.?\s*(?:no\.?\s*)?#?\s*\d{1,6}[A-Za-z]?\b)")
+_UNIT = (r"(?i:\b(?:apt|apartment|suite|ste|unit|flat|fl|floor|room|rm|bldg|building|p\.?\s?o\.?\s?box|box|psc|cmr|"
+         r"postfach|apartado|casilla|caixa postal)\.?\s*(?:no\.?\s*)?#?\s*\d{1,6}[A-Za-z]?\b)")
 _POSTCODE = r"(?:\d{4,6}(?:-\d{3,4})?|[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}|[A-Z]\d[A-Z]\s?\d[A-Z]\d)\b"
-_CONNECT = (r"(?:de|da|do|dos|das|del|della|delle|dei|dalla|la|le|les|du|des|di|van|von|der|den|zum|zur|am|an|im|"
+_CONNECT = (r"(?:de|da|do|dos|das|del|della|delle|dei|degli|dello|dalla|la|le|les|du|des|di|van|von|der|den|zum|zur|"
+            r"am|an|im|"
             r"nad|pod|sur|upon|on|of|the|and|y|e|i|u)")
 # a line's quoting or bullet ("> ", "* ", "??? ") between the parts of an address
-_SEP = r"(?:[ \t]*,[ \t]*\n?|[ \t]*\n(?:[ \t]*[>*•|?#-]+)?(?:[ \t]*,)?|[ \t]+)[ \t]*"
+_SEP = r"(?:\.?[ \t]*,[ \t]*\n?|[ \t]*\n(?:[ \t]*[>*•|?#-]+)?(?:[ \t]*,)?|[ \t]+)[ \t]*"
 _ZIP = re.compile(r"(?i:\b(?:zip(?:\s*code)?|post(?:al)?\s*code|postcode|plz)\b)\s*(?:is|:|=)?\s*"
                   rf"(?P<value>{_POSTCODE})")
-_KEYWORD = re.compile(rf"(?i:\b{_STREET_WORD}\b|{_L}{_STREET_END}\b|\b{_STREET_LEAD}\b|\b(?:p\.?\s?o\.?\s?box|psc|cmr)"
-                      rf"\.?\s*\d)|\b(?:USNS|USNV|USS|USCGC)\s|\b(?:FPO|APO|DPO)\s+A[AEP]\s+\d{{5}}\b")
+_KEYWORD = re.compile(rf"(?i:\b{_STREET_WORD}\b|{_L}{_STREET_END}\b|\b{_STREET_LEAD}\b"
+                      rf"|\b(?:p\.?\s?o\.?\s?box|psc|cmr|postfach)\.?\s*\d)|\b(?:USNS|USNV|USS|USCGC)\s|\b(?:FPO|APO|DPO)\s+A[AEP]\s+\d{{5}}\b")
 _LOWER_STRONG = re.compile(rf"{_KEYWORD.pattern}|{_UNIT}|\b\d{{5}}\b", re.IGNORECASE)
 _NUMBERED = re.compile(rf"\d{{1,5}}\s+(?:{_CAP}\s+){{1,3}}\d{{1,5}}[A-Za-z]?")
 _NOT_TOWN = {"i", "the", "for", "and", "but", "please", "thanks", "thank", "call", "phone", "tel", "fax", "email",
@@ -53,12 +54,13 @@ _NOT_TOWN = {"i", "the", "for", "and", "but", "please", "thanks", "thank", "call
 def _patterns(lower: bool) -> tuple[Any, Any]:
     """The street-line and following-part patterns; in a text without capitals any word may be a name."""
     cap = _WORD if lower else _CAP
-    name = rf"(?:{cap}|{_CONNECT}(?=\s+{cap}))"  # "Rua das Pedras", "Via dalla Staziun"
+    word = rf"(?:{cap}|\d{{1,4}}(?:st|nd|rd|th)\b)"  # "184th Street"
+    name = rf"(?:{word}|{_CONNECT}(?=\s+{cap}))"  # inside a name: "Rua das Pedras", "Via dalla Staziun"
     street = (  # "12 rue Hugo 3", "Via Nizza 60", "Ziegelgasse 26", "Baker Street"
         rf"\b{_NUM}\s+(?:\d{{1,5}}\s+)?(?:(?i:{_STREET_LEAD})\b\.?\s+)?(?:{name}\s+){{0,4}}{cap}(?:\s+{_NUM})?"
         rf"|(?i:\b{_STREET_LEAD}\b\.?)\s+(?:{name}\s+){{0,4}}{_NUM}"  # Via Nizza 60, ul. Paderewskiego 85
-        rf"|\b(?:{cap}\s+){{0,3}}(?:{_L}+(?i:{_STREET_END})|(?i:{_STREET_WORD}))\b\.?\s+{_NUM}"  # Ziegelgasse 26
-        rf"|\b(?:{cap}\s+){{1,3}}(?i:street|road|avenue|boulevard|lane|drive)\b"  # Baker Street
+        rf"|\b(?:{word}\s+(?:{name}\s+){{0,2}})?(?:{_L}+(?i:{_STREET_END})|(?i:{_STREET_WORD}))\b\.?\s+{_NUM}"
+        rf"|\b{word}\s+(?:{name}\s+){{0,2}}(?i:street|road|avenue|boulevard|lane|drive)\b"  # Baker Street
     )
     military = rf"\b(?:USNS|USNV|USS|USCGC)\s+{cap}|\b(?:FPO|APO|DPO)\s+A[AEP]\s+\d{{5}}\b"
     place = rf"{cap}(?:\s+(?:{_CONNECT}\s+){{0,2}}{cap}){{0,4}}(?:\s+{_POSTCODE})?"
@@ -81,6 +83,21 @@ def _extend(text: str, end: int, part: Any, limit: int = 8) -> int:
     return end
 
 
+def _corner(text: str, start: int, end: int, street: Any, lower: bool) -> tuple[int, int]:
+    """An intersection around a street: "the corner of A Street and B Street", "Ivan and Via Scala 50"."""
+    cap = _WORD if lower else _CAP
+    before = re.search(rf"(?:(?i:the corner of)\s+)?(?:(?:{cap}\s+){{1,3}}(?i:and|&)\s+)?$",
+                       text[max(0, start - 60):start])
+    if before and before.group(0):
+        start -= len(before.group(0))
+    after = re.compile(r"\s+(?i:and|&)\s+").match(text, end)
+    if after:
+        m = street.match(text, after.end())
+        if m:
+            end = m.end()
+    return start, end
+
+
 def address_spans(text: str) -> list[tuple[int, int, float]]:
     """(start, end, score) of every address block in `text`."""
     out: list[tuple[int, int, float]] = []
@@ -93,6 +110,7 @@ def address_spans(text: str) -> list[tuple[int, int, float]]:
             break
         start, end = m.span()
         end = _extend(text, end, part_re)
+        start, end = _corner(text, start, end, start_re, lower)
         body = text[start:end]
         # a street line alone ("3 Big Apples") is weak; with a unit, a town or a postcode it is an address
         # (in lower-case text, where any word may be a town, only with a street word, a unit or a postcode)
