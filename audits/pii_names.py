@@ -106,9 +106,17 @@ def name_spans(text: str, words: frozenset[str] = frozenset()) -> list[tuple[int
     def gap(i: int) -> str:
         return text[tokens[i].end():tokens[i + 1].start()] if i + 1 < len(tokens) else "\n"
 
-    def proper(i: int) -> bool:  # a capitalized word the dictionary does not know
+    def proper(i: int) -> bool:  # a capitalized word (any word in lower-case text) the dictionary does not know
         w = tokens[i].group()
-        return bool(words) and w[0].isupper() and not w.isupper() and low[i] not in STOP_WORDS and not english(w, words)
+        return (bool(words) and (lower or (w[0].isupper() and not w.isupper())) and low[i] not in STOP_WORDS
+                and not english(w, words))
+
+    def cued(i: int, opening: bool = True) -> bool:  # in a person's place: "calls me X", "X said", "X's son",
+        after = low[i + 1] if i + 1 < len(tokens) else ""  # and (`opening`) "X:" or "X," opening a line
+        return ((i > 0 and low[i - 1] in _BEFORE) or after in _AFTER or tuple(low[max(0, i - 2):i]) in _BEFORE_TWO
+                or tuple(low[i + 1:i + 3]) in _AFTER_TWO
+                or (tokens[i].group().lower() != low[i] and after in _OWNED)
+                or (opening and (i == 0 or "\n" in gap(i - 1)) and gap(i).lstrip(" ").startswith((":", ","))))
 
     def follows(i: int) -> bool:
         if i + 1 >= len(tokens) or not _GAP.fullmatch(gap(i)):
@@ -125,18 +133,16 @@ def name_spans(text: str, words: frozenset[str] = frozenset()) -> list[tuple[int
             j = i
             while j - i < 2 and follows(j):
                 j += 1
-            if j > i or base not in common:
+            if j > i or base not in common or cued(i, opening=False):
                 found[i] = (j, 0.85 if j > i else 0.6)
                 i = j + 1
                 continue
-        elif not lower and proper(i) and (
-                (i > 0 and low[i - 1] in _BEFORE) or (i + 1 < len(tokens) and low[i + 1] in _AFTER)
-                or tuple(low[max(0, i - 2):i]) in _BEFORE_TWO or tuple(low[i + 1:i + 3]) in _AFTER_TWO
-                or (word.lower() != base and i + 1 < len(tokens) and low[i + 1] in _OWNED)):
-            found[i] = (i, 0.6)
+        elif proper(i) and (cued(i) or (base in last and any(
+                k is not None and proper(k) for k in (_linked(low, gap, i, 1), _linked(low, gap, i, -1))))):
+            found[i] = (i, 0.6)  # "Kacper spent", "Perić and Rodriguez"
         i += 1
     grew = True
-    while grew and not lower:  # "Egede and Walker", "Eklund, Warren and Bailey"
+    while grew:  # "Egede and Walker", "Eklund, Warren and Bailey", "bulgakov, ali and howard"
         grew = False
         for i, (j, _) in list(found.items()):
             for k in (_linked(low, gap, j, 1), _linked(low, gap, i, -1)):
