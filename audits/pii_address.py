@@ -44,6 +44,7 @@ _KEYWORD = re.compile(rf"(?i:\b{_STREET_WORD}\b|{_L}{_STREET_END}\b|\b{_STREET_L
                       rf"|\b(?:p\.?\s?o\.?\s?box|psc|cmr|postfach)\.?\s*\d)|\b(?:USNS|USNV|USS|USCGC)\s|\b(?:FPO|APO|DPO)\s+A[AEP]\s+\d{{5}}\b")
 _LOWER_STRONG = re.compile(rf"{_KEYWORD.pattern}|{_UNIT}|\b\d{{5}}\b", re.IGNORECASE)
 _NUMBERED = re.compile(rf"\d{{1,5}}\s+(?:{_CAP}\s+){{1,3}}\d{{1,5}}[A-Za-z]?")
+_AND = re.compile(r"\s+(?i:and|&)\s+")
 _NOT_TOWN = {"i", "the", "for", "and", "but", "please", "thanks", "thank", "call", "phone", "tel", "fax", "email",
              "office", "mobile", "home", "work", "dear", "hi", "hello", "regards", "if", "we", "you", "he", "she",
              "it", "they", "my", "our", "your", "this", "that", "on", "at", "in", "to", "from", "by", "is", "was",
@@ -51,8 +52,9 @@ _NOT_TOWN = {"i", "the", "for", "and", "but", "please", "thanks", "thank", "call
 
 
 @functools.cache
-def _patterns(lower: bool) -> tuple[Any, Any]:
-    """The street-line and following-part patterns; in a text without capitals any word may be a name."""
+def _patterns(lower: bool) -> tuple[Any, Any, Any]:
+    """The street-line, following-part and intersection patterns; in a text without capitals any word may
+    be a name."""
     cap = _WORD if lower else _CAP
     word = rf"(?:{cap}|\d{{1,4}}(?:st|nd|rd|th)\b)"  # "184th Street"
     name = rf"(?:{word}|{_CONNECT}(?=\s+{cap}))"  # inside a name: "Rua das Pedras", "Via dalla Staziun"
@@ -67,7 +69,8 @@ def _patterns(lower: bool) -> tuple[Any, Any]:
     flags = re.IGNORECASE if lower else 0
     start = re.compile(rf"{_UNIT}|{military}|(?:{street})", flags)
     part = re.compile(rf"{_SEP}(?:{_UNIT}|{military}|{street}|{_POSTCODE}|[A-Z]{{2,3}}\b(?!\w)|{place}|nan\b)", flags)
-    return start, part
+    corner = re.compile(rf"(?:(?i:the corner of)\s+)?(?:(?:{cap}\s+){{1,3}}(?i:and|&)\s+)?$")
+    return start, part, corner
 
 
 def _extend(text: str, end: int, part: Any, limit: int = 8) -> int:
@@ -85,12 +88,10 @@ def _extend(text: str, end: int, part: Any, limit: int = 8) -> int:
 
 def _corner(text: str, start: int, end: int, street: Any, lower: bool) -> tuple[int, int]:
     """An intersection around a street: "the corner of A Street and B Street", "Ivan and Via Scala 50"."""
-    cap = _WORD if lower else _CAP
-    before = re.search(rf"(?:(?i:the corner of)\s+)?(?:(?:{cap}\s+){{1,3}}(?i:and|&)\s+)?$",
-                       text[max(0, start - 60):start])
+    before = _patterns(lower)[2].search(text[max(0, start - 60):start])
     if before and before.group(0):
         start -= len(before.group(0))
-    after = re.compile(r"\s+(?i:and|&)\s+").match(text, end)
+    after = _AND.match(text, end)
     if after:
         m = street.match(text, after.end())
         if m:
@@ -102,7 +103,7 @@ def address_spans(text: str) -> list[tuple[int, int, float]]:
     """(start, end, score) of every address block in `text`."""
     out: list[tuple[int, int, float]] = []
     lower = not any(c.isupper() for c in text)
-    start_re, part_re = _patterns(lower)
+    start_re, part_re, _ = _patterns(lower)
     pos = 0
     while True:
         m = start_re.search(text, pos)

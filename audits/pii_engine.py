@@ -192,6 +192,19 @@ def people(doc: Any, stop: set[str]) -> list[Any]:
     return out
 
 
+def _settle_msgpack() -> None:
+    """Docs come back from NER worker processes as msgpack; srsly looks up its decoders' entry points in
+    the installed packages' metadata on every document (a quarter of a scan's time). Register those it
+    finds once and stop looking."""
+    import srsly
+
+    for registry in (srsly.msgpack_decoders, srsly.msgpack_encoders):
+        if registry.entry_points:
+            for name, func in registry.get_entry_points().items():
+                registry.register(name, func=func)
+            registry.entry_points = False
+
+
 def _artifacts(eng: Any, texts: list[str], cfg: PiiConfig) -> Iterator[Any]:
     """NLP artifacts per text, in order: NER runs batched over every text with a letter. Lemmas are the
     lower-cased tokens, which is what Presidio's context enhancement needs; the tagger and lemmatizer
@@ -200,6 +213,8 @@ def _artifacts(eng: Any, texts: list[str], cfg: PiiConfig) -> Iterator[Any]:
     spacy_nlp = nlp.nlp["en"]
     need = [i for i, t in enumerate(texts) if "PERSON" in cfg.entities and any(c.isalpha() for c in t)]
     workers = cfg.processes or ((os.cpu_count() or 1) if len(need) >= 200 else 1)
+    if workers > 1:
+        _settle_msgpack()
     docs = spacy_nlp.pipe((texts[i] for i in need), batch_size=cfg.batch_size, n_process=max(1, min(workers, 8)))
     needed = set(need)
     from presidio_analyzer.nlp_engine import NlpArtifacts

@@ -69,3 +69,11 @@ def test_phones_in_other_countries_layouts(cfg, tmp_path):
     for found, phone in zip(_scan(tmp_path, texts, cfg), ["+49 30 901820", "+33 1 42 68 53 00", "020 7946 0018",
                                                          "0412 345 678"], strict=True):
         assert ("PHONE_NUMBER", phone) in found, found
+
+
+def test_ner_in_worker_processes_finds_the_same(tmp_path):
+    texts = [f"Ticket {i}: Patricia Okafor called from +44 20 7946 0{i:03d} about 12 Elm Grove, Leeds LS6 2AB."
+             for i in range(30)] + ["I asked Brenda about the invoice.", "Nothing personal here at all."]
+    one = _scan(tmp_path, texts, PiiConfig(processes=1, batch_size=4))
+    two = _scan(tmp_path, texts, PiiConfig(processes=2, batch_size=4))
+    assert one == two and all(one[:31])
