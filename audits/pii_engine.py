@@ -12,9 +12,8 @@ import functools
 import hashlib
 import hmac
 import json
-import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,6 +105,7 @@ def engine(spacy_model: str = SPACY_MODEL, extra_json: str = "[]") -> Any:
     from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
     from presidio_analyzer.nlp_engine import NlpEngineProvider
 
+    from audits.pii_nlp import dictionary
     from audits.pii_recognizers import weightgate_recognizers
 
     nlp = NlpEngineProvider(nlp_configuration={
@@ -129,18 +129,6 @@ def engine(spacy_model: str = SPACY_MODEL, extra_json: str = "[]") -> Any:
         keep.insert(0, "tok2vec")
     spacy_nlp.select_pipes(enable=[p for p in keep if p in spacy_nlp.pipe_names])
     return AnalyzerEngine(nlp_engine=nlp, registry=registry, supported_languages=["en"])
-
-
-def dictionary(spacy_nlp: Any) -> frozenset[str]:
-    """The English words the model's lookup lemmatizer knows (WordNet's, about 83,000), or none."""
-    try:
-        lookups = spacy_nlp.get_pipe("lemmatizer").lookups
-        index, exc = lookups.get_table("lemma_index"), lookups.get_table("lemma_exc")
-    except (KeyError, AttributeError, ValueError):
-        return frozenset()
-    words = {w for pos in index.keys() for w in index[pos]}
-    words.update(w for pos in exc.keys() for w in exc[pos])
-    return frozenset(w.lower() for w in words if "_" not in w)
 
 
 def _resolve(results: list[Any]) -> list[Any]:
@@ -167,79 +155,13 @@ def _names() -> Any:
     return ContextNameRecognizer()
 
 
-def people(doc: Any, stop: set[str]) -> list[Any]:
-    """The NER model's entities with persons put right: leading stop words ("My", "In") are not part of a
-    name, an entity with a number in it is not one, and a proper noun it typed as a place or an
-    organisation whose words the name lists know as a person's ("Coulter", "Scooter Braun") is a person."""
-    from spacy.tokens import Span
-
-    from audits.pii_names import person_like
-
-    out = []
-    for e in doc.ents:
-        start = e.start
-        while start < e.end and doc[start].lower_ in stop:
-            start += 1
-        if start == e.end:
-            continue
-        span = doc[start:e.end]
-        if any(t.is_digit for t in span):
-            continue  # "Ring 020 7946 0018": a name has no number in it; the other recognizers judge the rest
-        if e.label_ in ("ORG", "GPE", "LOC", "NORP", "FAC") and person_like(span.text):
-            out.append(Span(doc, start, e.end, label="PERSON"))
-        else:
-            out.append(Span(doc, start, e.end, label=e.label_))
-    return out
-
-
-def _settle_msgpack() -> None:
-    """Docs come back from NER worker processes as msgpack; srsly looks up its decoders' entry points in
-    the installed packages' metadata on every document (a quarter of a scan's time). Register those it
-    finds once and stop looking."""
-    import srsly
-
-    for registry in (srsly.msgpack_decoders, srsly.msgpack_encoders):
-        if registry.entry_points:
-            for name, func in registry.get_entry_points().items():
-                registry.register(name, func=func)
-            registry.entry_points = False
-
-
-def _artifacts(eng: Any, texts: list[str], cfg: PiiConfig) -> Iterator[Any]:
-    """NLP artifacts per text, in order: NER runs batched over every text with a letter. Lemmas are the
-    lower-cased tokens, which is what Presidio's context enhancement needs; the tagger and lemmatizer
-    are not run."""
-    nlp = eng.nlp_engine
-    spacy_nlp = nlp.nlp["en"]
-    need = [i for i, t in enumerate(texts) if "PERSON" in cfg.entities and any(c.isalpha() for c in t)]
-    workers = cfg.processes or ((os.cpu_count() or 1) if len(need) >= 200 else 1)
-    if workers > 1:
-        _settle_msgpack()
-    docs = spacy_nlp.pipe((texts[i] for i in need), batch_size=cfg.batch_size, n_process=max(1, min(workers, 8)))
-    needed = set(need)
-    from presidio_analyzer.nlp_engine import NlpArtifacts
-    from spacy.attrs import IDX, LOWER
-
-    strings, stop = spacy_nlp.vocab.strings, spacy_nlp.Defaults.stop_words
-    for i, text in enumerate(texts):
-        doc = next(docs) if i in needed else spacy_nlp.make_doc(text)
-        if doc.ents:
-            doc.ents = people(doc, stop)
-        arr = doc.to_array([IDX, LOWER])  # column reads: no Token objects
-        lemmas = [strings[int(h)] for h in arr[:, 1]]
-        entities, scores = nlp._get_updated_entities(nlp._get_entities(doc), nlp._get_scores_for_entities(doc))
-        artifacts = NlpArtifacts(entities, doc, arr[:, 0].tolist(), [], nlp, "en", scores)
-        artifacts.lemmas = lemmas
-        artifacts.keywords = [w for w in lemmas if w not in stop and w[:1].isalnum()]
-        yield artifacts
-
-
 def scan(records: Sequence[DataRecord], cfg: PiiConfig) -> list[list[PiiFinding]]:
     """Findings per record, in record order."""
     from rich.console import Console
     from rich.progress import Progress
 
     from audits.pii_names import with_title
+    from audits.pii_nlp import artifacts_of
 
     eng = engine(cfg.spacy_model, json.dumps([x.model_dump() for x in cfg.extra_recognizers]))
     entities = [*cfg.entities, *(x.entity for x in cfg.extra_recognizers if x.entity not in cfg.entities)]
@@ -248,7 +170,7 @@ def scan(records: Sequence[DataRecord], cfg: PiiConfig) -> list[list[PiiFinding]
     texts = [t for _, _, t in items]
     with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("scanning for personal data", total=len(items))
-        for (i, field, text), artifacts in zip(items, _artifacts(eng, texts, cfg), strict=True):
+        for (i, field, text), artifacts in zip(items, artifacts_of(eng, texts, cfg), strict=True):
             results = eng.analyze(text, language="en", entities=entities, nlp_artifacts=artifacts)
             if "PERSON" in cfg.entities:
                 results = [*results, *_names().analyze(text, ["PERSON"])]
