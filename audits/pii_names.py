@@ -137,6 +137,9 @@ def name_spans(text: str, words: frozenset[str] = frozenset()) -> list[tuple[int
                 found[i] = (j, 0.85 if j > i else 0.6)
                 i = j + 1
                 continue
+        elif (not lower and word.islower() and len(word) > 2 and (base in first or base in last) and bool(words)
+              and base not in STOP_WORDS and base not in common and not english(word, words)):
+            found[i] = (i, 0.55)  # a listed name written in lower case among capitals: "when conor came"
         elif proper(i) and (cued(i) or (base in last and any(
                 k is not None and proper(k) for k in (_linked(low, gap, i, 1), _linked(low, gap, i, -1))))):
             found[i] = (i, 0.6)  # "Kacper spent", "Perić and Rodriguez"
