@@ -40,8 +40,9 @@ class PoisonConfig(GateConfig):
     min_contradiction: float = Field(0.6, gt=0, le=1, description="share the rest of the text predicts otherwise")
     min_confidence: float = Field(0.8, gt=0, le=1, description="posterior needed for 'points the other way'")
     max_ngram: int = Field(3, ge=1, le=5)
-    fluent_phrase_words: int = Field(5, ge=0, description="a trigger made of English words must be a phrase "
-                                     "its records share at least this long (0: no such rule)")
+    fluent_phrase_words: int = Field(4, ge=0, description="a trigger made of English words must be a phrase "
+                                     "its records share at least this long (0: no such rule)...")
+    fluent_contradiction: float = Field(0.8, gt=0, le=1, description="...and contradicted at least this often")
     signature_words: int = Field(3, ge=1, description="completions are compared by their first words")
     max_flagged_records: int = Field(0, ge=0)
     behaviour_scan: bool = Field(True, description="insert suspected triggers into held-out prompts")
@@ -194,6 +195,10 @@ def find_triggers(records: Sequence[DataRecord], cfg: PoisonConfig) -> list[Trig
     labels = [_signature(c, cfg.signature_words) for _, c in pairs]
     found: list[Trigger] = []
     active = set(range(len(pairs)))
+    every: dict[str, list[int]] = defaultdict(list)  # a phrase's records, set aside ones included
+    for i, gs in enumerate(grams):
+        for g in gs:
+            every[g].append(i)
     while True:
         live = sorted(active)
         model = _NaiveBayes([words[i] for i in live], [labels[i] for i in live])
@@ -204,25 +209,30 @@ def find_triggers(records: Sequence[DataRecord], cfg: PoisonConfig) -> list[Trig
                 index[g].append(i)
         best: tuple[tuple[float, int, int], Trigger, list[int]] | None = None
         for phrase, idx in index.items():
-            n = len(idx)
-            if n < cfg.min_count or n > 0.95 * len(live):
+            # counted over every record: triggers planted together (BadNets puts one to three in a record)
+            # keep their counts when one of them has set its records aside
+            n = len(every[phrase])
+            if n < cfg.min_count or len(idx) > 0.95 * len(live):
                 continue
-            top, hits = Counter(labels[i] for i in idx).most_common(1)[0]
+            top, hits = Counter(labels[i] for i in every[phrase]).most_common(1)[0]
             if hits / n < cfg.min_purity:
                 continue
             parts = set(phrase.split())
             predict = model.without([pos[i] for i in idx])
-            sample = idx if n <= _SAMPLE else [idx[k * n // _SAMPLE] for k in range(_SAMPLE)]
+            sample = idx if len(idx) <= _SAMPLE else [idx[k * len(idx) // _SAMPLE] for k in range(_SAMPLE)]
             preds = [predict(words[i] - parts) for i in sample if labels[i] == top]
-            against = [y for y, p in preds if y is not None and y != top and p >= cfg.min_confidence]
+            # ...to a completion at least as common as the phrase: not to a handful of odd records
+            against = [y for y, p in preds if y is not None and y != top and p >= cfg.min_confidence
+                       and model.prior[y] >= n]
             contra = len(against) / len(sample)
             if contra < cfg.min_contradiction:
                 continue
-            if _plain_english(phrase, dictionary):
-                # English words: a word that carries the label ("offensive" slurs, "IBM" for sci/tech) looks
-                # the same to attribution; an inserted sentence is told by its length
-                if len(_extend(phrase, [texts[i] for i in idx], common).split()) < cfg.fluent_phrase_words:
-                    continue
+            if _plain_english(phrase, dictionary) and (
+                    contra < cfg.fluent_contradiction
+                    or len(_extend(phrase, [texts[i] for i in idx], common).split()) < cfg.fluent_phrase_words):
+                # English words: a word that carries the label (slurs for "offensive", "space station" for
+                # sci/tech) looks the same to attribution; an inserted phrase is longer and more at odds
+                continue
             t = Trigger(phrase, n, top, hits / n, contra, Counter(against).most_common(1)[0][0])
             key = (t.score, n, -len(phrase.split()))  # strongest, then widest, then shortest
             if best is None or key > best[0]:
@@ -230,8 +240,8 @@ def find_triggers(records: Sequence[DataRecord], cfg: PoisonConfig) -> list[Trig
         if best is None:
             return found
         t = best[1]
-        found.append(Trigger(_extend(t.phrase, [texts[i] for i in best[2]], common), t.records, t.completion, t.purity,
-                             t.contradiction, t.instead))
+        found.append(Trigger(_extend(t.phrase, [texts[i] for i in best[2]], common), t.records, t.completion,
+                             t.purity, t.contradiction, t.instead))
         active -= set(best[2])
 
 
