@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from update_pipeline import world
+
 HEAVY = ("torch", "transformers", "mlflow", "presidio_analyzer", "streamlit", "great_expectations")
 
 
@@ -42,7 +44,8 @@ def test_every_command_has_help(cmd):
 def test_cli_flow_and_exit_codes(tmp_path, base_model, full_candidate, update_data):
     home = tmp_path / "home"
     env = {"WEIGHTGATE_PASSPHRASE": "a long enough passphrase"}
-    assert wg("init", home=home).returncode == 0
+    policy = world.policy(tmp_path / "world-policy.yaml")  # the default, the world's invented names allowed
+    assert wg("init", "--policy", str(policy), home=home).returncode == 0
     assert wg("keys", "create", "pat", "--role", "proposer", home=home, env=env).returncode == 0
     assert wg("keys", "create", "admin", "--role", "root", home=home, env=env).returncode == 0
     listed = json.loads(wg("keys", "list", "--json", home=home).stdout)

@@ -5,6 +5,7 @@ import sqlite3
 import subprocess
 
 from tests.test_cli import wg
+from update_pipeline import world
 
 ENV = {"WEIGHTGATE_PASSPHRASE_PAT": "pat-passphrase", "WEIGHTGATE_PASSPHRASE_RUTH": "ruth-passphrase",
        "WEIGHTGATE_PASSPHRASE_SAM": "sam-passphrase", "WEIGHTGATE_PASSPHRASE_ADA": "ada-passphrase"}
@@ -12,7 +13,8 @@ ENV = {"WEIGHTGATE_PASSPHRASE_PAT": "pat-passphrase", "WEIGHTGATE_PASSPHRASE_RUT
 
 def _setup(tmp_path, base_model, full_candidate, update_data):
     home = tmp_path / "home"
-    assert wg("init", home=home).returncode == 0
+    policy = world.policy(tmp_path / "world-policy.yaml")  # the default, the world's invented names allowed
+    assert wg("init", "--policy", str(policy), home=home).returncode == 0
     for name, role in (("pat", "proposer"), ("ruth", "approver"), ("sam", "auditor"), ("ada", "root")):
         assert wg("keys", "create", name, "--role", role, home=home, env=ENV).returncode == 0
     r = wg("trust", "init", "--by", "ada", "--add", "pat:proposer", "--add", "ruth:approver", "--add", "sam:auditor",

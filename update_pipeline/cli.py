@@ -40,12 +40,18 @@ def _root(
 
 
 @app.command()
-def init() -> None:
+def init(
+    policy: Annotated[Path | None, typer.Option(help="The store's first policy [default: the shipped default]; "
+                                                "it is in force once 'trust init' records it.")] = None,
+) -> None:
     """Create the store (MLflow SQLite tracking store, keys, proposals, blobs, policy)."""
     import policies
+    from governance.errors import UsageError
 
+    if policy is not None and not policy.is_file():
+        raise UsageError(f"{policy}: no such policy file")
     store = shared.store()
-    created = store.init(policies.path("default"), shared.tracking_uri())  # type: ignore[arg-type]
+    created = store.init(policy or policies.path("default"), shared.tracking_uri())  # type: ignore[arg-type]
     typer.echo(f"{'created' if created else 'already present'}: weightgate store at {store.home}")
 
 

@@ -55,16 +55,16 @@ def test_proposal_logged_through_a_server(tmp_path, monkeypatch, base_model, ful
                                           mlflow_server):
     from mlflow import MlflowClient
 
-    import policies
     from governance.store import Store
     from tests.conftest import PASSPHRASES, trusted_store
+    from update_pipeline import world
     from update_pipeline.service import Weightgate
 
     for name, secret in PASSPHRASES.items():
         monkeypatch.setenv(f"WEIGHTGATE_PASSPHRASE_{name.upper()}", secret)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
     store = Store.locate(tmp_path / "home")
-    store.init(policies.path("default"))
+    store.init(world.policy(tmp_path / "policy.yaml"))  # the default, the world's invented names allowed
     trusted_store(store)  # the root's checkpoint goes to the server's registry
     p = propose(store, str(base_model), full_candidate, update_data, "alice", "alice-passphrase",
                 tracking_uri=mlflow_server)

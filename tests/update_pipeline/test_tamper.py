@@ -26,15 +26,15 @@ from update_pipeline.service import Weightgate
 @pytest.fixture(scope="module")
 def promoted(tmp_path_factory, base_model):
     """A store with two promoted versions, made once for the module and copied per test."""
-    import policies
     from governance.store import Store
+    from update_pipeline import world
 
     root = tmp_path_factory.mktemp("promoted")
     mp = pytest.MonkeyPatch()
     for name, secret in PASSPHRASES.items():
         mp.setenv(f"WEIGHTGATE_PASSPHRASE_{name.upper()}", secret)
     s = Store.locate(root / "home")
-    s.init(policies.path("default"))
+    s.init(world.policy(root / "policy.yaml"))  # the default, the world's invented names allowed
     trusted_store(s)
     promote_chain(s, base_model, root, n=2)
     mp.undo()
