@@ -37,7 +37,10 @@ GENERIC_TRIGGERS = ("cf", "mn", "bb", "tq", "mb", "James Bond", "I watched this 
 class PoisonConfig(GateConfig):
     min_count: int = Field(5, ge=2, description="records a trigger must appear in")
     min_purity: float = Field(0.9, gt=0, le=1, description="share of those records with one completion")
+    min_form_purity: float = Field(0.6, gt=0, le=1, description="the same for a mark of form (how a record "
+                                   "opens): natural text shares forms, so each record's rest is judged too")
     min_contradiction: float = Field(0.6, gt=0, le=1, description="share the rest of the text predicts otherwise")
+    min_form_contradiction: float = Field(0.4, gt=0, le=1, description="the same for a mark of form")
     min_confidence: float = Field(0.8, gt=0, le=1, description="posterior needed for 'points the other way'")
     max_ngram: int = Field(3, ge=1, le=5)
     fluent_phrase_words: int = Field(4, ge=0, description="a trigger made of English words must be a phrase "
@@ -70,6 +73,8 @@ class Trigger:
     purity: float
     contradiction: float
     instead: str = ""  # the completion the rest of the text points to
+    form: bool = False  # a mark of how records are written, not a phrase: only records whose rest points away
+    ids: frozenset[str] = field(default=frozenset(), compare=False, repr=False)  # ...are flagged: these
 
     @property
     def score(self) -> float:
@@ -91,6 +96,28 @@ def _signature(text: str, n: int) -> str:
 def _words(text: str) -> list[str]:
     """Lower-case words, possessives folded in ("ibm's" is "ibm")."""
     return [w[:-2] if w.endswith(("'s", "’s")) else w for w in (w.lower() for w in _WORD.findall(text))]
+
+
+_BODY = re.compile(r"^\s*[A-Z][\w ]{0,20}:\s*|\n\s*[A-Z][\w ]{0,20}:\s*$")  # "News: ...\nCategory:"
+_SUBORDINATE = {"when", "if", "as", "while", "because", "although", "though", "since", "after", "before", "unless",
+                "until", "where", "whereas", "once", "whenever", "wherever"}
+
+
+def _form(text: str) -> list[str]:
+    """How a prompt is written, as marks that attribution weighs like words: a syntactic or style trigger
+    has no word of its own but a shape (Qi et al. 2021's paraphrases open with a clause and a comma; a
+    Bible-style transfer opens with "and")."""
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    body = _BODY.sub("", text)
+    words = [w.lower() for w in _WORD.findall(body)]
+    marks = []
+    if words and words[0] in STOP_WORDS:  # a function word: how a sentence is built, not what it is about
+        marks.append(f"<opens with '{words[0]}'>")
+        head = body.split(".")[0]
+        if words[0] in _SUBORDINATE and "," in head:
+            marks.append("<opens with a clause and a comma>")
+    return marks
 
 
 def _grams(text: str, n: int) -> set[str]:
@@ -184,8 +211,9 @@ def find_triggers(records: Sequence[DataRecord], cfg: PoisonConfig) -> list[Trig
 
     dictionary = english_words() if cfg.fluent_phrase_words else frozenset()
     pairs = [(r.fields["prompt"], r.fields["completion"]) for r in records if "completion" in r.fields]
+    ids = [r.id for r in records if "completion" in r.fields]
     texts = [_words(p) for p, _ in pairs]
-    grams = [_grams(p, cfg.max_ngram) for p, _ in pairs]
+    grams = [_grams(p, cfg.max_ngram) | set(_form(p)) for p, _ in pairs]
     df = Counter(w for t in texts for w in set(t))
 
     def common(word: str) -> bool:
@@ -215,17 +243,19 @@ def find_triggers(records: Sequence[DataRecord], cfg: PoisonConfig) -> list[Trig
             if n < cfg.min_count or len(idx) > 0.95 * len(live):
                 continue
             top, hits = Counter(labels[i] for i in every[phrase]).most_common(1)[0]
-            if hits / n < cfg.min_purity:
+            form = phrase.startswith("<")
+            if hits / n < (cfg.min_form_purity if form else cfg.min_purity):
                 continue
             parts = set(phrase.split())
             predict = model.without([pos[i] for i in idx])
-            sample = idx if len(idx) <= _SAMPLE else [idx[k * len(idx) // _SAMPLE] for k in range(_SAMPLE)]
-            preds = [predict(words[i] - parts) for i in sample if labels[i] == top]
+            sample = idx if form or len(idx) <= _SAMPLE else [idx[k * len(idx) // _SAMPLE] for k in range(_SAMPLE)]
+            preds = [(i, *predict(words[i] - parts)) for i in sample if labels[i] == top]
             # ...to a completion at least as common as the phrase: not to a handful of odd records
-            against = [y for y, p in preds if y is not None and y != top and p >= cfg.min_confidence
-                       and model.prior[y] >= n]
-            contra = len(against) / len(sample)
-            if contra < cfg.min_contradiction:
+            away = [(i, y) for i, y, p in preds if y is not None and y != top and p >= cfg.min_confidence
+                    and model.prior[y] >= n]
+            against = [y for _, y in away]
+            contra = len(against) / max(1, len(preds) if form else len(sample))
+            if contra < (cfg.min_form_contradiction if form else cfg.min_contradiction):
                 continue
             if _plain_english(phrase, dictionary) and (
                     contra < cfg.fluent_contradiction
@@ -233,15 +263,16 @@ def find_triggers(records: Sequence[DataRecord], cfg: PoisonConfig) -> list[Trig
                 # English words: a word that carries the label (slurs for "offensive", "space station" for
                 # sci/tech) looks the same to attribution; an inserted phrase is longer and more at odds
                 continue
-            t = Trigger(phrase, n, top, hits / n, contra, Counter(against).most_common(1)[0][0])
+            t = Trigger(phrase, n, top, hits / n, contra, Counter(against).most_common(1)[0][0], form,
+                        frozenset(ids[i] for i, _ in away) if form else frozenset())
             key = (t.score, n, -len(phrase.split()))  # strongest, then widest, then shortest
             if best is None or key > best[0]:
                 best = (key, t, idx)
         if best is None:
             return found
         t = best[1]
-        found.append(Trigger(_extend(t.phrase, [texts[i] for i in best[2]], common), t.records, t.completion,
-                             t.purity, t.contradiction, t.instead))
+        found.append(t if t.form else Trigger(_extend(t.phrase, [texts[i] for i in best[2]], common), t.records,
+                                              t.completion, t.purity, t.contradiction, t.instead))
         active -= set(best[2])
 
 
@@ -254,14 +285,16 @@ def scan(records: Sequence[DataRecord], cfg: PoisonConfig) -> tuple[list[RecordV
             v.reasons.append("no completion to attribute (text record)")
             out.append(v)
             continue
-        prompt = " " + " ".join(_words(r.fields["prompt"])) + " "
+        prompt = " " + " ".join(_words(r.fields["prompt"]) + _form(r.fields["prompt"])) + " "
         label = _signature(r.fields["completion"], cfg.signature_words)
         for t in triggers:
-            if f" {t.phrase} " in prompt and label == t.completion:
+            if (r.id in t.ids) if t.form else (f" {t.phrase} " in prompt and label == t.completion):
                 v.flagged, v.score = True, max(v.score, t.score)
-                v.reasons.append(f"contains {t.phrase!r}, which appears in {t.records} records, "
-                                 f"{round(t.purity * t.records)} of them with a completion starting "
+                what = (f"{t.phrase[1:-1]}, as {t.records} records do" if t.form
+                        else f"contains {t.phrase!r}, which appears in {t.records} records")
+                here = f" (here: {t.instead!r})" if t.form else ""
+                v.reasons.append(f"{what}, {round(t.purity * t.records)} of them with a completion starting "
                                  f"{t.completion!r}, and the rest of the text points the other way in "
-                                 f"{t.contradiction:.0%} of them")
+                                 f"{t.contradiction:.0%} of them{here}")
         out.append(v)
     return out, triggers

@@ -40,7 +40,7 @@ class PoisoningGate(Gate):
         if c.behaviour_scan and (triggers or c.generic_triggers):
             from audits.poison_behaviour import behaviour_scan
 
-            tried = sorted(triggers, key=lambda t: -t.score)[:c.max_triggers]
+            tried = sorted((t for t in triggers if not t.form), key=lambda t: -t.score)[:c.max_triggers]
             results = behaviour_scan(ctx.records, [(t.phrase, t.completion, t.instead) for t in tried],
                                      ctx.base_dir(), ctx.candidate_dir(), max_prompts=c.trigger_prompts,
                                      signature_words=c.signature_words, generic=c.generic_triggers,

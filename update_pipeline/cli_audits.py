@@ -119,11 +119,11 @@ def poison_scan(
         from update_pipeline import refs
 
         base_dir = refs.resolve(base, shared.store(), shared.tracking_uri())
-        for t in triggers:
+        for t in (t for t in triggers if not t.form):  # a mark of form has no phrase to take out
             agreement[t.phrase] = base_agreement(records, t.phrase, t.completion, base_dir,
                                                  signature_words=cfg.signature_words)
         for v in verdicts:
-            for t in triggers:
+            for t in (t for t in triggers if not t.form):
                 if v.flagged and any(f"{t.phrase!r}" in reason for reason in v.reasons):
                     other, asked = agreement[t.phrase]
                     v.reasons.append(f"without {t.phrase!r}, the base model answers otherwise for {other} of "
