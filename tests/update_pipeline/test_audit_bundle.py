@@ -91,15 +91,15 @@ def test_dropped_last_entry_with_fixed_checksums_fails(bundle, anchor, tmp_path)
 def test_bundle_forged_with_an_attackers_keys(bundle, anchor, tmp_path, base_model, monkeypatch):
     """Mallory builds a whole ledger of her own (her root, her approver) and ships it as ours: it is
     internally consistent, so only the auditor's anchor tells it apart."""
-    import policies
     from governance.store import Store
     from tests.conftest import PASSPHRASES, trusted_store
     from tests.update_pipeline.test_ledger_flow import promote_chain
+    from update_pipeline import world
 
     for name, secret in PASSPHRASES.items():
         monkeypatch.setenv(f"WEIGHTGATE_PASSPHRASE_{name.upper()}", secret)
     fake = Store.locate(tmp_path / "mallory")
-    fake.init(policies.path("default"))
+    fake.init(world.policy(tmp_path / "policy.yaml"))  # the policy our store has
     trusted_store(fake)  # same names, her own fresh keys
     promote_chain(fake, base_model, tmp_path, n=1)
     forged = tmp_path / "forged"

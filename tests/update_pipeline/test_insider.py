@@ -243,13 +243,13 @@ def test_root_changes_need_the_admins(home):
 def test_a_whole_new_ledger_is_not_the_pinned_one(home, tmp_path, base_model):
     """Mallory replaces ledger.db, mlflow.db and config.json with a store of her own: only a fingerprint
     pinned outside the store tells them apart."""
-    import policies
     from governance.store import Store
     from tests.conftest import trusted_store
+    from update_pipeline import world
 
     pinned = json.loads((home / "config.json").read_text())["root_fingerprint"]
     fake = Store.locate(tmp_path / "fake")
-    fake.init(policies.path("default"))
+    fake.init(world.policy(tmp_path / "policy.yaml"))  # the policy our store has
     trusted_store(fake)
     for n in ("ledger.db", "config.json"):
         shutil.copyfile(fake.home / n, home / n)
