@@ -145,6 +145,7 @@ def test_approve_twice_promote_and_check_from_python(two_approver_store, server,
         page.get_by_label("Passphrase").first.fill(passphrase)
         page.get_by_role("button", name="Approve", exact=True).click()
         _wait_text(page, f"approved by {key}")
+    _wait_text(page, "approvals 2/2")  # the rerun after the second approval is drawn: inputs are not reset now
     _wait_text(page, "Release with key")  # the releaser signs the promotion (first choice: demo-approver)
     page.get_by_label("Passphrase").last.fill(demo.DEMO_PASSPHRASE)
     page.get_by_role("button", name="Promote").click()
