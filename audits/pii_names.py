@@ -61,7 +61,7 @@ _AFTER = {"said", "says", "told", "asked", "shouted", "replied", "wrote", "spent
 _OWNED = {"address", "phone", "number", "email", "daughter", "son", "wife", "husband", "mother", "father", "mom", "dad",
           "brother", "sister", "friend", "account", "birthday", "car", "house", "office", "novel", "book", "song"}
 _TITLE = re.compile(r"(?:\b(?:Mr|Mrs|Ms|Mx|Miss|Dr|Prof|Sir|Madam|Dame|Lady|Lord)\.?[ \t]+)$", re.IGNORECASE)
-_SUFFIX = re.compile(r",?[ \t]+(?:Jr|Sr|MD|PhD|DDS|DVM|DDS|Esq|II|III|IV)\b\.?")
+_SUFFIX = re.compile(r",?[ \t]+(?:Jr|Sr|MD|PhD|DDS|DVM|Esq|II|III|IV)\b\.?")
 
 
 def english(word: str, words: frozenset[str]) -> bool:
