@@ -132,8 +132,12 @@ def engine(spacy_model: str = SPACY_MODEL, extra_json: str = "[]") -> Any:
 
 
 def _resolve(results: list[Any]) -> list[Any]:
-    """Overlapping findings of one type become one (their union, the best score); then the strongest of
+    """Overlapping findings of one type become one (their union, the best score); names and places inside
+    an address are part of it ("12 Victor Hugo Street", "Ivan and Via Scala 50"); then the strongest of
     overlapping findings of different types is kept (then the longest)."""
+    blocks = [(r.start, r.end) for r in results if r.entity_type == "STREET_ADDRESS"]
+    results = [r for r in results if r.entity_type not in ("PERSON", "LOCATION")
+               or not any(s <= r.start and r.end <= e for s, e in blocks)]
     merged: list[Any] = []
     for r in sorted(results, key=lambda r: (r.entity_type, r.start)):
         last = merged[-1] if merged else None

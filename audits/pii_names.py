@@ -7,7 +7,7 @@ handles.
   capitalized word after it.
 - In text without capitals ("jillian capon", "kim burrel"): a given name that is not a common word,
   or any given name followed by a listed surname.
-- A user handle ("@jane_doe", "RT @ CraigRBrittain") is a person's account: reported as PERSON.
+- A user handle ("@jane_doe", "RT @ CraigRBrittain", "u/jane_doe") is a person's account: reported as PERSON.
 
 The lists are US census lists (audits/data/README.md): names common elsewhere are left to the NER
 model and to the context recognizer.
@@ -25,7 +25,8 @@ from presidio_analyzer import EntityRecognizer, RecognizerResult
 
 _DATA = Path(__file__).parent / "data"
 _TOKEN = re.compile(r"\p{L}[\p{L}\p{M}]*(?:['’-]\p{L}[\p{L}\p{M}]*)*")
-_HANDLE = re.compile(r"(?<![\w@])@ ?(?P<value>[A-Za-z0-9_]{2,30})\b")
+# "@jane_doe", "RT @ CraigRBrittain", Reddit's "u/jane_doe"; in tokenized text "@ jane _ doe", "u / jane _ doe"
+_HANDLE = re.compile(r"(?:(?<![\w@])@ ?|(?<![\w/])u ?/ ?)(?P<value>[A-Za-z0-9_]{2,30}(?: _ [A-Za-z0-9]+)*)\b")
 _GAP = re.compile(r"[ \t]|[ \t]?-[ \t]?")  # between the parts of one name
 
 
@@ -44,10 +45,14 @@ def _base(word: str) -> str:
     return w[:-2] if w.endswith(("'s", "’s")) else w
 
 
-def person_like(text: str) -> bool:
-    """Whether one to three words are all listed given names or surnames, the first not a common word."""
+def person_like(text: str, english: frozenset[str] = frozenset()) -> bool:
+    """Whether one to three words are all listed given names or surnames, the first not a common word; one
+    word alone only as a given name or as a surname the English dictionary does not know ("London", "Rome"
+    and "Fruit" are listed surnames)."""
     first, last, common = lists()
     words = [_base(w) for w in _TOKEN.findall(text)]
+    if len(words) == 1:
+        return words[0] not in common and (words[0] in first or (words[0] in last and words[0] not in english))
     return 0 < len(words) <= 3 and words[0] not in common and all(w in first or w in last for w in words)
 
 
@@ -144,6 +149,20 @@ def name_spans(text: str, words: frozenset[str] = frozenset()) -> list[tuple[int
                 k is not None and proper(k) for k in (_linked(low, gap, i, 1), _linked(low, gap, i, -1))))):
             found[i] = (i, 0.6)  # "Kacper spent", "Perić and Rodriguez"
         i += 1
+    for i in range(len(tokens)):  # "Kovalev, Lee and Phillips", "quirion and robinson": a list of names
+        def named(k: int) -> bool:
+            return ((lower or tokens[k].group()[0].isupper()) and low[k] not in STOP_WORDS
+                    and (low[k] in first or low[k] in last or proper(k)))
+
+        chain = [i] if named(i) else []
+        while chain and len(chain) < 6 and (k := _linked(low, gap, chain[-1], 1)) is not None \
+                and k < len(tokens) and named(k):
+            chain.append(k)
+        if len(chain) > 1 and any(proper(k) for k in chain) \
+                and sum(low[k] in first or low[k] in last for k in chain) > 1:
+            for k in chain:
+                if not any(a <= k <= b for a, (b, _) in found.items()):
+                    found[k] = (k, 0.6)
     grew = True
     while grew:  # "Egede and Walker", "Eklund, Warren and Bailey", "bulgakov, ali and howard"
         grew = False

@@ -45,7 +45,7 @@ def _words(lookups: Any) -> frozenset[str]:
 def people(doc: Any, stop: set[str]) -> list[Any]:
     """The NER model's entities with persons put right: leading stop words ("My", "In") are not part of a
     name, an entity with a number in it is not one, and a proper noun it typed as a place or an
-    organisation whose words the name lists know as a person's ("Coulter", "Scooter Braun") is a person."""
+    organisation whose words the name lists know as a person's ("Kovalev", "Morgan Hale") is a person."""
     from spacy.tokens import Span
 
     from audits.pii_names import person_like
@@ -60,7 +60,9 @@ def people(doc: Any, stop: set[str]) -> list[Any]:
         span = doc[start:e.end]
         if any(t.is_digit for t in span):
             continue  # "Ring 020 7946 0018": a name has no number in it; the other recognizers judge the rest
-        if e.label_ in ("ORG", "GPE", "LOC", "NORP", "FAC") and person_like(span.text):
+        place = e.label_ in ("GPE", "LOC")  # one known word it calls a place stays one: "London", "Rome"
+        if e.label_ in ("ORG", "GPE", "LOC", "NORP", "FAC") and person_like(
+                span.text, english_words() if place else frozenset()):
             out.append(Span(doc, start, e.end, label="PERSON"))
         else:
             out.append(Span(doc, start, e.end, label=e.label_))

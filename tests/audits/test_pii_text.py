@@ -51,6 +51,30 @@ def test_addresses_split_over_lines(cfg, tmp_path):
         assert len(spans) == 1 and all(p in spans[0] for p in parts), found
 
 
+def test_names_inside_an_address_stay_in_the_address(cfg, tmp_path):
+    texts = ["Deliver to 40 Victor Hugo Street, Lyon 69002 please.", "The taxi goes to Ivan and Via Scala 50 now."]
+    for found, block in zip(_scan(tmp_path, texts, cfg), ["40 Victor Hugo Street, Lyon 69002", "Ivan and Via Scala 50"],
+                            strict=True):
+        assert ("STREET_ADDRESS", block) in found, found
+
+
+@pytest.mark.parametrize("text,names", [
+    ("The shop was started by Kovalev, Lee and Phillips in 1990.", ["Kovalev", "Lee", "Phillips"]),
+    ("our partners are quirion and robinson, both engineers", ["quirion", "robinson"]),
+    ("Thread by u/jane_doe and @ katarina _ neko", ["jane_doe", "katarina _ neko"]),
+])
+def test_lists_of_surnames_and_handles(text, names, cfg, tmp_path):
+    found = _scan(tmp_path, [text], cfg)[0]
+    assert all(("PERSON", n) in found for n in names), found
+
+
+def test_lists_of_places_and_colours_are_not_people(cfg, tmp_path):
+    # "London" and "Rome" are listed surnames; the NER model calls them places and they stay places
+    found = _scan(tmp_path, ["Flights to Paris, London and Tokyo.", "Mix red, green and blue.",
+                             "I moved to London last year.", "Flights to Paris, Tokyo and Rome."], cfg)
+    assert not [v for f in found for t, v in f if t == "PERSON"], found
+
+
 def test_phones_in_other_countries_layouts(cfg, tmp_path):
     texts = ["Call the Berlin office on +49 30 901820.", "The desk: +33 1 42 68 53 00 (Paris)",
              "Ring 020 7946 0018 after six.", "Her mobile is 0412 345 678."]
