@@ -62,7 +62,7 @@ class PiiConfig(GateConfig):
     fields: list[str] = Field(default_factory=lambda: ["text", "prompt", "completion"])
     max_records_with_pii: int = Field(0, ge=0, description="more records with findings than this fails the gate")
     batch_size: int = Field(256, ge=1)
-    processes: int = Field(0, ge=0, description="NER worker processes; 0: one a core for 200 texts or more")
+    processes: int = Field(0, ge=0, description="NER worker processes; 0: one a core for 500 texts or more")
     scrub_before_training: bool = Field(True, description="weightgate train scrubs its data first")
     memorization_probe: bool = Field(True, description="prompt the models with the text before each value")
     max_probes: int = Field(200, ge=1)

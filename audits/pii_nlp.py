@@ -89,7 +89,7 @@ def artifacts_of(eng: Any, texts: list[str], cfg: Any) -> Iterator[Any]:
     nlp = eng.nlp_engine
     spacy_nlp = nlp.nlp["en"]
     need = [i for i, t in enumerate(texts) if "PERSON" in cfg.entities and any(c.isalpha() for c in t)]
-    workers = cfg.processes or ((os.cpu_count() or 1) if len(need) >= 200 else 1)
+    workers = cfg.processes or ((os.cpu_count() or 1) if len(need) >= 500 else 1)
     if workers > 1:
         _settle_msgpack()
     docs = spacy_nlp.pipe((texts[i] for i in need), batch_size=cfg.batch_size, n_process=max(1, min(workers, 8)))
