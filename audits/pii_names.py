@@ -149,11 +149,11 @@ def name_spans(text: str, words: frozenset[str] = frozenset()) -> list[tuple[int
                 k is not None and proper(k) for k in (_linked(low, gap, i, 1), _linked(low, gap, i, -1))))):
             found[i] = (i, 0.6)  # "Kacper spent", "Perić and Rodriguez"
         i += 1
-    for i in range(len(tokens)):  # "Kovalev, Lee and Phillips", "quirion and robinson": a list of names
-        def named(k: int) -> bool:
-            return ((lower or tokens[k].group()[0].isupper()) and low[k] not in STOP_WORDS
-                    and (low[k] in first or low[k] in last or proper(k)))
+    def named(k: int) -> bool:  # may be one of a list of names
+        return ((lower or tokens[k].group()[0].isupper()) and low[k] not in STOP_WORDS
+                and (low[k] in first or low[k] in last or proper(k)))
 
+    for i in range(len(tokens)):  # "Kovalev, Lee and Phillips", "quirion and robinson": a list of names
         chain = [i] if named(i) else []
         while chain and len(chain) < 6 and (k := _linked(low, gap, chain[-1], 1)) is not None \
                 and k < len(tokens) and named(k):
