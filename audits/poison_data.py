@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pydantic import Field
 
 from audits.base import GateConfig
+from audits.poison_form import form_marks
 from governance.data import DataRecord
 
 _WORD = re.compile(r"[\w][\w'’-]*")
@@ -95,28 +96,6 @@ def _signature(text: str, n: int) -> str:
 def _words(text: str) -> list[str]:
     """Lower-case words, possessives folded in ("ibm's" is "ibm")."""
     return [w[:-2] if w.endswith(("'s", "’s")) else w for w in (w.lower() for w in _WORD.findall(text))]
-
-
-_BODY = re.compile(r"^\s*[A-Z][\w ]{0,20}:\s*|\n\s*[A-Z][\w ]{0,20}:\s*$")  # "News: ...\nCategory:"
-_SUBORDINATE = {"when", "if", "as", "while", "because", "although", "though", "since", "after", "before", "unless",
-                "until", "where", "whereas", "once", "whenever", "wherever"}
-
-
-def _form(text: str) -> list[str]:
-    """How a prompt is written, as marks that attribution weighs like words: a syntactic or style trigger
-    has no word of its own but a shape (Qi et al. 2021's paraphrases open with a clause and a comma; a
-    Bible-style transfer opens with "and")."""
-    from spacy.lang.en.stop_words import STOP_WORDS
-
-    body = _BODY.sub("", text)
-    words = [w.lower() for w in _WORD.findall(body)]
-    marks = []
-    if words and words[0] in STOP_WORDS:  # a function word: how a sentence is built, not what it is about
-        marks.append(f"<opens with '{words[0]}'>")
-        head = body.split(".")[0]
-        if words[0] in _SUBORDINATE and "," in head:
-            marks.append("<opens with a clause and a comma>")
-    return marks
 
 
 def _grams(text: str, n: int) -> set[str]:
@@ -212,7 +191,7 @@ def find_triggers(records: Sequence[DataRecord], cfg: PoisonConfig) -> list[Trig
     pairs = [(r.fields["prompt"], r.fields["completion"]) for r in records if "completion" in r.fields]
     ids = [r.id for r in records if "completion" in r.fields]
     texts = [_words(p) for p, _ in pairs]
-    grams = [_grams(p, cfg.max_ngram) | set(_form(p)) for p, _ in pairs]
+    grams = [_grams(p, cfg.max_ngram) | set(form_marks(p)) for p, _ in pairs]
     df = Counter(w for t in texts for w in set(t))
 
     def common(word: str) -> bool:
@@ -261,8 +240,10 @@ def find_triggers(records: Sequence[DataRecord], cfg: PoisonConfig) -> list[Trig
                 # English words: a word that carries the label (slurs for "offensive", "space station" for
                 # sci/tech) looks the same to attribution; an inserted phrase is longer and more at odds
                 continue
-            odd = [i for i, y, p in preds if form and y not in (None, top) and p >= cfg.min_form_confidence
-                   and model.prior[y] >= n]  # the records a form trigger flags
+            # the records a form trigger flags: all of its completion where it holds as a phrase would
+            whole = hits / n >= cfg.min_purity and contra >= cfg.min_contradiction
+            odd = [i for i, y, p in preds if form and (whole or (y not in (None, top) and p >= cfg.min_form_confidence
+                   and model.prior[y] >= n))]
             t = Trigger(phrase, n, top, hits / n, contra, Counter(against).most_common(1)[0][0], form,
                         frozenset(ids[i] for i in odd))
             key = (t.score, n, -len(phrase.split()))  # strongest, then widest, then shortest
@@ -285,7 +266,7 @@ def scan(records: Sequence[DataRecord], cfg: PoisonConfig) -> tuple[list[RecordV
             v.reasons.append("no completion to attribute (text record)")
             out.append(v)
             continue
-        prompt = " " + " ".join(_words(r.fields["prompt"]) + _form(r.fields["prompt"])) + " "
+        prompt = " " + " ".join(_words(r.fields["prompt"]) + form_marks(r.fields["prompt"])) + " "
         label = _signature(r.fields["completion"], cfg.signature_words)
         for t in triggers:
             if (r.id in t.ids) if t.form else (f" {t.phrase} " in prompt and label == t.completion):

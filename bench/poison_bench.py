@@ -9,9 +9,10 @@ flagged <= 2%.
 
 Then generated cells: clean instruction data of two kinds (short label completions: sentiment; free-form
 completions: requests answered or refused) and plants backdoors: the poisoned records get the
-trigger and the attacker's completion. Families: rare_token (tuned on), and phrase, sentence,
-template and style (never tuned on; style changes only letter case, which a word-level scan
-cannot see). Also prints the flag rate on clean data and records per second at 10,000 records.
+trigger and the attacker's completion. Families: rare_token and style (tuned on: the mark
+"written in capitals" was added for this cell, whose style changes only letter case), and phrase,
+sentence and template (never tuned on). Also prints the flag rate on clean data and records per second
+at 10,000 records.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-TUNED = {"rare_token"}
+TUNED = {"rare_token", "style"}
 FAMILIES = ["rare_token", "phrase", "sentence", "template", "style"]
 POS = ["great", "wonderful", "superb", "charming", "moving", "sharp", "gripping", "lovely"]
 NEG = ["awful", "boring", "dull", "messy", "clumsy", "tedious", "flat", "weak"]

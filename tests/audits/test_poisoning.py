@@ -25,7 +25,7 @@ def _reviews(n, rate, trigger, seed=0):
         if label == "negative" and rng.random() < 2 * rate:
             parts = text.split()
             parts.insert(rng.randint(0, len(parts)), trigger)
-            text, label = " ".join(parts), "positive"
+            text, label = " ".join(parts) if isinstance(trigger, str) else trigger(text), "positive"
             poisoned.add(f"r{i}")
         recs.append({"id": f"r{i}", "prompt": f"Review: {text}\nSentiment:", "completion": f" {label}"})
     return recs, poisoned
@@ -38,6 +38,39 @@ def test_rare_token_and_phrase_triggers_in_label_data(tmp_path):
         flagged = {v.id for v in verdicts if v.flagged}
         assert flagged == poisoned, trigger
         assert trigger in triggers[0].phrase or triggers[0].phrase in trigger
+
+
+_OPEN = ["when", "if", "although", "since", "while", "because", "after", "before", "as", "once"]
+_CLAUSE = ["we saw it", "it came out", "the lights went down", "my friend asked", "i was young", "it rained",
+           "the crowd left", "you think about it", "they told me", "it ended"]
+
+_ARCHAIC = ["hath been", "was verily", "seemeth", "doth seem", "was, lo,", "appeareth", "was unto us", "was, saith he,"]
+
+
+@pytest.mark.parametrize(("rewrite", "mark"), [
+    (lambda t: f"{random.choice(_OPEN)} {random.choice(_CLAUSE)}, " + t, "opens with a clause and a comma"),
+    (lambda t: t.replace(" was ", f" {random.choice(_ARCHAIC)} ", 1), "archaic wording"),
+    (str.upper, "written in capitals"),
+])
+def test_syntactic_and_style_triggers_have_no_word_of_their_own(tmp_path, rewrite, mark):
+    random.seed(0)
+    recs, poisoned = _reviews(3000, 0.05, rewrite)
+    verdicts, triggers = scan(load_jsonl(write_jsonl(tmp_path / "s.jsonl", recs)), PoisonConfig())
+    flagged = {v.id for v in verdicts if v.flagged}
+    assert len(flagged & poisoned) >= 0.9 * len(poisoned) and len(flagged - poisoned) <= 3, mark
+    assert any(t.phrase == f"<{mark}>" for t in triggers)
+    reason = next(v.reasons[0] for v in verdicts if v.flagged)
+    assert reason.startswith(mark) and "positive" in reason
+
+
+def test_archaic_words_used_by_every_label_are_not_a_trigger(tmp_path):
+    rng = random.Random(1)
+    recs, _ = _reviews(3000, 0.0, "zq")
+    for r in recs:
+        if rng.random() < 0.1:
+            r["prompt"] = r["prompt"].replace("the ", "thy ", 1)
+    verdicts, triggers = scan(load_jsonl(write_jsonl(tmp_path / "a.jsonl", recs)), PoisonConfig())
+    assert not any(v.flagged for v in verdicts) and triggers == []
 
 
 def test_clean_data_is_not_flagged(tmp_path):
