@@ -74,7 +74,8 @@ class Trigger:
     contradiction: float
     instead: str = ""  # the completion the rest of the text points to
     form: bool = False  # a mark of how records are written, not a phrase: only records whose rest points away
-    ids: frozenset[str] = field(default=frozenset(), compare=False, repr=False)  # ...are flagged: these
+    ids: dict[str, str] = field(default_factory=dict, compare=False, repr=False)  # ...are flagged: these, with
+    # the completion each one's rest of text points to ("" where it points nowhere else)
 
     @property
     def score(self) -> float:
@@ -242,10 +243,10 @@ def find_triggers(records: Sequence[DataRecord], cfg: PoisonConfig) -> list[Trig
                 continue
             # the records a form trigger flags: all of its completion where it holds as a phrase would
             whole = hits / n >= cfg.min_purity and contra >= cfg.min_contradiction
-            odd = [i for i, y, p in preds if form and (whole or (y not in (None, top) and p >= cfg.min_form_confidence
-                   and model.prior[y] >= n))]
+            odd = [(i, y) for i, y, p in preds if form and (whole or (
+                y not in (None, top) and p >= cfg.min_form_confidence and model.prior[y] >= n))]
             t = Trigger(phrase, n, top, hits / n, contra, Counter(against).most_common(1)[0][0], form,
-                        frozenset(ids[i] for i in odd))
+                        {ids[i]: y if y not in (None, top) else "" for i, y in odd})
             key = (t.score, n, -len(phrase.split()))  # strongest, then widest, then shortest
             if best is None or key > best[0]:
                 best = (key, t, idx)
@@ -273,7 +274,7 @@ def scan(records: Sequence[DataRecord], cfg: PoisonConfig) -> tuple[list[RecordV
                 v.flagged, v.score = True, max(v.score, t.score)
                 what = (f"{t.phrase[1:-1]}, as {t.records} records do" if t.form
                         else f"contains {t.phrase!r}, which appears in {t.records} records")
-                here = f" (here: {t.instead!r})" if t.form else ""
+                here = f" (here: {t.ids[r.id]!r})" if t.form and t.ids[r.id] else ""
                 v.reasons.append(f"{what}, {round(t.purity * t.records)} of them with a completion starting "
                                  f"{t.completion!r}, and the rest of the text points the other way in "
                                  f"{t.contradiction:.0%} of them{here}")
