@@ -23,7 +23,8 @@ from typing import Any
 
 from governance import approvals
 from governance.errors import UsageError, VerificationError
-from governance.ledger import Entry, current_root, policy_in_force, roots, walk_chain
+from governance.history import policy_in_force
+from governance.ledger import Entry, current_root, roots, walk_chain
 from governance.schema import RootDoc
 from governance.signing import canonical_json, sha256_hex, subject_digests, verify_signers
 from governance.trust import RULES, check_anchor, fingerprint

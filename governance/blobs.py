@@ -1,4 +1,8 @@
-"""Content-addressed blob store: each blob is named by the sha256 of its bytes."""
+"""Content-addressed blob store: each blob is named by the sha256 of its bytes.
+
+With a `remote` (a team's artifact store, governance.shared.BlobRemote) the folder is a cache: every blob
+stored is also pushed there, and one missing here is fetched from there on first read, through the same
+verifying copy as any blob stored."""
 
 from __future__ import annotations
 
@@ -9,17 +13,21 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from governance.errors import InputError, UsageError, VerificationError
+
+if TYPE_CHECKING:
+    from governance.shared import BlobRemote
 
 _HEX = re.compile(r"^[0-9a-f]{64}$")
 _CHUNK = 8 << 20
 
 
 class BlobStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, remote: BlobRemote | None = None) -> None:
         self.root = root
+        self.remote = remote
 
     def path(self, digest: str) -> Path:
         if not _HEX.match(digest):
@@ -27,7 +35,34 @@ class BlobStore:
         return self.root / digest[:2] / digest
 
     def has(self, digest: str) -> bool:
-        return self.path(digest).is_file()
+        return self.path(digest).is_file() or (self.remote is not None and self.remote.exists(digest))
+
+    def _local(self, digest: str) -> Path:
+        """The blob's path here, fetched from the remote first when only it has the blob."""
+        p = self.path(digest)
+        if p.is_file() or self.remote is None:
+            return p
+        self.root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.root, prefix=".fetch-") as tmp:
+            got = self.remote.fetch(digest, Path(tmp))
+            if got is not None:
+                try:
+                    self.put_file(got, digest, push=False)
+                except InputError:
+                    raise VerificationError(f"blob {digest[:12]} on {self.remote.uri} is corrupt: its bytes do not "
+                                            "hash to its name") from None
+        return p
+
+    def delete(self, digest: str) -> bool:
+        """Remove the blob here and on the remote; whether it was here or there."""
+        p, found = self.path(digest), False
+        if p.is_file():
+            p.unlink()
+            found = True
+        if self.remote is not None and self.remote.exists(digest):
+            self.remote.delete(digest)
+            found = True
+        return found
 
     def _store(self, dest: Path, write: Callable[[BinaryIO], None]) -> None:
         """Write through a temporary file, fsync, make read-only, rename into place."""
@@ -44,10 +79,12 @@ class BlobStore:
             if os.path.exists(tmp):
                 os.unlink(tmp)
 
-    def put_file(self, src: Path, digest: str) -> Path:
+    def put_file(self, src: Path, digest: str, push: bool = True) -> Path:
         """Copy `src` in under `digest`, hashing while copying; refuse if the bytes differ."""
         dest = self.path(digest)
         if dest.is_file():
+            if push and self.remote is not None:
+                self.remote.push(dest, digest)
             return dest
 
         def copy(out: BinaryIO) -> None:
@@ -60,6 +97,8 @@ class BlobStore:
                 raise InputError(f"{src}: changed while it was being stored (sha256 differs)")
 
         self._store(dest, copy)
+        if push and self.remote is not None:
+            self.remote.push(dest, digest)
         return dest
 
     def put_bytes(self, data: bytes) -> str:
@@ -67,12 +106,14 @@ class BlobStore:
         digest = hashlib.sha256(data).hexdigest()
         if not self.path(digest).is_file():
             self._store(self.path(digest), lambda out: out.write(data))
+        if self.remote is not None:
+            self.remote.push(self.path(digest), digest)
         return digest
 
     def read(self, digest: str, verify: bool = True) -> bytes:
         """A blob's bytes, checked against its name unless the caller checks the result itself."""
         try:
-            data = self.path(digest).read_bytes()
+            data = self._local(digest).read_bytes()
         except FileNotFoundError:
             raise VerificationError(f"blob {digest[:12]} is missing from {self.root}") from None
         if verify and hashlib.sha256(data).hexdigest() != digest:
@@ -82,7 +123,7 @@ class BlobStore:
 
     def verify(self, digest: str) -> Path:
         """The blob's path, after checking its bytes still hash to its name."""
-        p = self.path(digest)
+        p = self._local(digest)
         if not p.is_file():
             raise VerificationError(f"blob {digest[:12]} is missing from {self.root}")
         h = hashlib.sha256()

@@ -3,9 +3,9 @@ reports, and whether a forget is still unfinished."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from governance.errors import UsageError
+from governance.errors import UsageError, VerificationError
 
 if TYPE_CHECKING:
     from governance.ledger import Entry
@@ -48,3 +48,32 @@ def refuse_if_forget_pending(entries: list[Entry]) -> None:
     if pending is not None:
         raise UsageError(f"the forget in ledger entry {pending.seq} has not finished shredding: run "
                          "'weightgate forget --resume --by KEY' first")
+
+
+def policy_in_force(entries: list[Entry], seq: int | None = None) -> dict[str, Any] | None:
+    """The policy reference recorded last before entry `seq` (default: the head)."""
+    found = None
+    for e in entries:
+        if seq is not None and e.seq >= seq:
+            break
+        if e.predicate["action"] == "policy":
+            found = e.predicate["policy"]
+    return found
+
+
+def check_origin(entries: list[Entry], origin: dict[str, Any] | None, where: str) -> None:
+    """A proposal that says it was made by unlearning (and so is judged more leniently) must name the signed
+    revert or forget entry that asked for it, and say what that entry says."""
+    if origin is None:
+        return
+    seq = origin.get("entry")
+    e = entries[seq - 1] if isinstance(seq, int) and 1 <= seq <= len(entries) else None
+    kind = "revert" if "revert" in origin else "forget" if "forget" in origin else None
+    if e is None or kind is None or e.predicate["action"] != kind:
+        raise VerificationError(f"{where}: says it was made by unlearning ({kind or 'unknown'}) but names no signed "
+                                f"{kind or 'revert/forget'} ledger entry (entry {seq!r})")
+    p = e.predicate
+    same = ((p["target"], p["method"]) == (origin["revert"], origin.get("method")) if kind == "revert"
+            else p["removed"] == origin["forget"])
+    if not same or p.get("replayed", origin.get("replayed")) != origin.get("replayed", p.get("replayed")):
+        raise VerificationError(f"{where}: its origin does not match ledger entry {seq} ({kind})")

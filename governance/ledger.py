@@ -5,8 +5,10 @@ previous entry's digest; the row keeps only (seq, digest, envelope), all checked
 verify. Every entry is signed by whoever did it and judged against the trust root in
 force at its sequence number (governance.trust): the chain carries its own trust, and a
 pinned fingerprint of a root version anchors it. Entries are appended inside one
-transaction under an exclusive file lock, so concurrent writers are serialized and a
-kill leaves the old head or the new one.
+transaction under an exclusive lock (a file lock beside an embedded SQLite ledger, a row
+lock held in a transaction on a database server), so concurrent writers are serialized
+and a kill leaves the old head or the new one; the sequence number is the primary key, so
+even a writer that skips the lock cannot fork the chain.
 
 Actions: ``root`` (a trust root version), ``policy`` (the policy in force), ``genesis``
 (the first base, version 0), ``promote`` (a new version), ``rollback`` (the champion
@@ -46,6 +48,10 @@ data_keys_table = Table(  # mutable on purpose: deleting a key crypto-shreds its
     "data_keys", _meta,
     Column("key_id", String(64), primary_key=True),
     Column("key", LargeBinary, nullable=False),
+)
+lock_table = Table(  # one row, locked FOR UPDATE by the writer in progress (database servers)
+    "ledger_lock", _meta,
+    Column("id", Integer, primary_key=True, autoincrement=False),
 )
 checkpoints_table = Table(  # a copy of the newest signed checkpoints, for export; trusted for nothing
     "checkpoints", _meta,
@@ -103,7 +109,8 @@ class Ledger:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = create_engine(self.url)
+            # on a server, a pooled connection may have been closed under us (a restart, a failover)
+            self._engine = create_engine(self.url, pool_pre_ping=not self.url.startswith("sqlite"))
             if self._engine.dialect.name == "sqlite":  # a destroyed data key is overwritten, not left in a free page
                 from sqlalchemy import event
 
@@ -113,7 +120,19 @@ class Ledger:
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
-        """Exclusive lock serializing every writer of this store."""
+        """Exclusive lock serializing every writer of this ledger: on a database server, a transaction
+        holding the lock row (released by a commit, a rollback or the death of its connection); beside an
+        embedded SQLite file, a file lock."""
+        if self.engine.dialect.name != "sqlite":
+            from sqlalchemy.exc import IntegrityError
+
+            with contextlib.suppress(IntegrityError), self.engine.begin() as conn:
+                if conn.execute(select(lock_table.c.id)).first() is None:
+                    conn.execute(lock_table.insert().values(id=1))
+            with self.engine.connect() as conn, conn.begin():
+                conn.execute(select(lock_table.c.id).where(lock_table.c.id == 1).with_for_update())
+                yield
+            return
         self.lock_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.lock_path, "a+") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
@@ -163,11 +182,17 @@ class Ledger:
         parse_entry(pred, f"new ledger entry {seq}")
         envelope = sign_envelope_by(statement(subjects, "LedgerEntry/v1", pred), [(s.key, s.keyid) for s in signers])
         entry = walk_chain([envelope], entries)[0]  # judged exactly as a verifier will judge it
-        with self.engine.begin() as conn:
-            head = conn.execute(select(entries_table.c.seq).order_by(entries_table.c.seq.desc()).limit(1)).scalar()
-            if (head or 0) != len(entries):
-                raise UsageError("the ledger changed while this entry was prepared; try again")
-            conn.execute(entries_table.insert().values(seq=seq, digest=entry.digest, envelope=envelope))
+        from sqlalchemy.exc import IntegrityError
+
+        changed = UsageError("the ledger changed while this entry was prepared; try again")
+        try:
+            with self.engine.begin() as conn:
+                head = conn.execute(select(entries_table.c.seq).order_by(entries_table.c.seq.desc()).limit(1)).scalar()
+                if (head or 0) != len(entries):
+                    raise changed
+                conn.execute(entries_table.insert().values(seq=seq, digest=entry.digest, envelope=envelope))
+        except IntegrityError:  # another writer took this sequence number first
+            raise changed from None
         return entry
 
     # -- checkpoints (copies; witnesses hold the ones that count) -----------------------------------
@@ -194,6 +219,11 @@ class Ledger:
     def destroy_data_key(self, key_id: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(data_keys_table.delete().where(data_keys_table.c.key_id == key_id))
+        if self.engine.dialect.name == "postgresql":  # rewrite the table: no dead row keeps the key's bytes
+            from sqlalchemy import text
+
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.execute(text("VACUUM FULL data_keys"))
 
 
 def walk_chain(envelopes: list[bytes], before: list[Entry] | None = None) -> list[Entry]:
@@ -239,10 +269,6 @@ def versions(entries: list[Entry]) -> dict[int, Entry]:
     return {e.predicate["version"]: e for e in entries if e.predicate["action"] in ("genesis", "promote")}
 
 
-
-
-
-
 def chain(entries: list[Entry], version: int) -> list[dict[str, Any]]:
     """The weights manifests from `version`'s keyframe up to `version`, oldest first."""
     made = versions(entries)
@@ -263,32 +289,3 @@ def chain(entries: list[Entry], version: int) -> list[dict[str, Any]]:
             break
         v = made[v].predicate.get("parent")
     return out[::-1]
-
-
-def policy_in_force(entries: list[Entry], seq: int | None = None) -> dict[str, Any] | None:
-    """The policy reference recorded last before entry `seq` (default: the head)."""
-    found = None
-    for e in entries:
-        if seq is not None and e.seq >= seq:
-            break
-        if e.predicate["action"] == "policy":
-            found = e.predicate["policy"]
-    return found
-
-
-def check_origin(entries: list[Entry], origin: dict[str, Any] | None, where: str) -> None:
-    """A proposal that says it was made by unlearning (and so is judged more leniently) must name the signed
-    revert or forget entry that asked for it, and say what that entry says."""
-    if origin is None:
-        return
-    seq = origin.get("entry")
-    e = entries[seq - 1] if isinstance(seq, int) and 1 <= seq <= len(entries) else None
-    kind = "revert" if "revert" in origin else "forget" if "forget" in origin else None
-    if e is None or kind is None or e.predicate["action"] != kind:
-        raise VerificationError(f"{where}: says it was made by unlearning ({kind or 'unknown'}) but names no signed "
-                                f"{kind or 'revert/forget'} ledger entry (entry {seq!r})")
-    p = e.predicate
-    same = ((p["target"], p["method"]) == (origin["revert"], origin.get("method")) if kind == "revert"
-            else p["removed"] == origin["forget"])
-    if not same or p.get("replayed", origin.get("replayed")) != origin.get("replayed", p.get("replayed")):
-        raise VerificationError(f"{where}: its origin does not match ledger entry {seq} ({kind})")

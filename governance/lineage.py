@@ -154,7 +154,7 @@ class Lineage:
         from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
         uri = self.client().get_run(mv.run_id).info.artifact_uri
-        get_artifact_repository(uri).delete_artifacts("model")
+        get_artifact_repository(uri, tracking_uri=self.tracking_uri).delete_artifacts("model")
         self.client().set_model_version_tag(model_name, mv.version, "weightgate.files", "released")
 
     def model_versions(self, model_name: str) -> dict[int, Any]:
@@ -179,7 +179,7 @@ class Lineage:
             uri = client.get_run(run_id).info.artifact_uri
         except MlflowException:
             return
-        get_artifact_repository(uri).delete_artifacts(path)
+        get_artifact_repository(uri, tracking_uri=self.tracking_uri).delete_artifacts(path)
 
     def tombstone(self, model_name: str, ledger_version: int, reason: str) -> None:
         """Delete a registered version's files from MLflow's artifact store and tag it with why; the version
@@ -195,7 +195,7 @@ class Lineage:
         for mv in found:
             if mv.tags.get("weightgate.ledger_version") != str(ledger_version):
                 continue
-            repo = get_artifact_repository(client.get_run(mv.run_id).info.artifact_uri)
+            repo = get_artifact_repository(client.get_run(mv.run_id).info.artifact_uri, tracking_uri=self.tracking_uri)
             for path in ("model", "adapter"):
                 repo.delete_artifacts(path)
             client.set_model_version_tag(model_name, mv.version, "weightgate.tombstoned", reason)

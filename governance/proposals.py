@@ -31,6 +31,8 @@ from governance.trust import RULES, Root
 
 if TYPE_CHECKING:
     from governance.data import DataRecord
+    from governance.shared import SharedFiles
+    from governance.store import Store
 
 _ID = re.compile(r"^prop-[0-9a-f]{10}$")
 
@@ -73,12 +75,19 @@ def _numbered(folder: Path, pattern: re.Pattern[str]) -> list[Path]:
     return sorted(paths, key=lambda p: int(pattern.match(p.name).group(1)))  # type: ignore[union-attr]
 
 
-def _append_file(folder: Path, suffix: str, data: bytes) -> Path:
-    """Write the next numbered envelope in `folder`; never overwrites one."""
+def _append_file(folder: Path, suffix: str, data: bytes, shared: SharedFiles | None = None) -> Path:
+    """Write the next numbered envelope in `folder`; never overwrites one (on a team's servers, the name is
+    claimed there first: members at once take different numbers)."""
     folder.mkdir(exist_ok=True)
     n = len(list(folder.glob("*.dsse.json"))) + 1
     while True:  # two writers at once: the one that loses the name takes the next number
         path = folder / f"{n}{suffix}.dsse.json"
+        if shared is not None:
+            if not shared.claim(path, data):
+                n += 1
+                continue
+            path.write_bytes(data)
+            return path
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
@@ -131,20 +140,27 @@ def proposal_id(envelope: bytes) -> str:
 
 class ProposalStore:
     def __init__(self, root: Path, trust: Root, forgotten: set[str] | frozenset[str] = frozenset(),
-                 recorded: dict[str, list[tuple[int, str, int]]] | None = None) -> None:
+                 recorded: dict[str, list[tuple[int, str, int]]] | None = None,
+                 shared: SharedFiles | None = None) -> None:
         self.root = root
+        self.shared = shared  # a team's servers hold the files; `root` is this member's cache of them
         self.trust = trust
         self.forgotten = frozenset(forgotten)  # keyed record hashes signed forget entries removed
         self.recorded = recorded or {}  # proposal id -> reports the ledger recorded (number, sha256, entry)
 
     @classmethod
-    def of(cls, root: Path, entries: list[Any]) -> ProposalStore:
-        """The proposals as the verified ledger `entries` see them: judged by the root in force, with the
-        forgotten records and the recorded reports."""
+    def of(cls, store: Store, entries: list[Any], root: Any = None) -> ProposalStore:
+        """The store's proposals as the verified ledger `entries` see them: judged by the root in force (or
+        `root`), with the forgotten records and the recorded reports; on a team's servers, the cache
+        brought in line with them first."""
         from governance.history import forgotten, recorded_reports
         from governance.ledger import current_root
 
-        return cls(root, current_root(entries), forgotten(entries), recorded_reports(entries))
+        shared = store.shared_files()
+        if shared is not None:
+            shared.pull()
+        return cls(store.proposals_dir, root or current_root(entries), forgotten(entries), recorded_reports(entries),
+                   shared)
 
     def create(self, envelope: bytes, data_file: Path, lineage: dict[str, str], keys: dict[str, Any]) -> str:
         """Write the proposal (with where its MLflow run is) under a temporary name and rename it into place:
@@ -161,6 +177,8 @@ class ProposalStore:
             shutil.copyfile(data_file, tmp / "data.jsonl")
             (tmp / "lineage.json").write_text(json.dumps(lineage, indent=2) + "\n")
             (tmp / "record_keys.json").write_text(json.dumps(keys) + "\n")
+            if self.shared is not None:  # the team's copy first: a kill after it leaves a cache to fill
+                self.shared.put([(final / f.name, f.read_bytes()) for f in tmp.iterdir() if f.is_file()], new=True)
             os.replace(tmp, final)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -217,16 +235,20 @@ class ProposalStore:
             raise VerificationError(f"{pid}/record_keys.json does not pair with its data.jsonl")
         pairs = [(r, k) for r, k in zip(records, keys["records"], strict=True) if not drop(r)]
         if len(pairs) == len(records):
+            if self.shared is not None:  # a kill may have come between this cache and the team's copy
+                self.shared.put([(pdir / n, (pdir / n).read_bytes()) for n in _PENDING])
             return 0
         (pdir / ".record_keys.json.new").write_text(json.dumps({"file": None, "records": [k for _, k in pairs]}) + "\n")
         (pdir / ".data.jsonl.new").write_bytes(
             b"".join(json.dumps(r.to_json(), sort_keys=True).encode() + b"\n" for r, _ in pairs))
         (pdir / ".redact.ready").touch()
         _settle(pdir)
+        if self.shared is not None:
+            self.shared.put([(pdir / n, (pdir / n).read_bytes()) for n in _PENDING])
         return len(records) - len(pairs)
 
     def add_report(self, pid: str, envelope: bytes) -> Path:
-        return _append_file(self.root / pid / "reports", "", envelope)
+        return _append_file(self.root / pid / "reports", "", envelope, self.shared)
 
     def latest_report(self, proposal: Proposal) -> tuple[bytes, dict[str, Any]] | None:
         """The newest report the ledger recorded for the proposal (envelope bytes, content), verified; None if
@@ -254,7 +276,7 @@ class ProposalStore:
         return envelope, report
 
     def add_decision(self, pid: str, by: str, envelope: bytes) -> Path:
-        return _append_file(self.root / pid / "decisions", f"-{by}", envelope)
+        return _append_file(self.root / pid / "decisions", f"-{by}", envelope, self.shared)
 
     def decisions(self, proposal: Proposal) -> list[tuple[str, bytes]]:
         paths = _numbered(proposal.dir / "decisions", _DECISION)

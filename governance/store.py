@@ -1,7 +1,7 @@
 """The embedded default store under WEIGHTGATE_HOME (default ./.weightgate).
 
     .weightgate/
-      config.json        tracking URI, registered model name
+      config.json        tracking URI, ledger URL (a team's servers), registered model name
       policy.yaml        the policy in force (a copy of policies/default.yaml at init)
       mlflow.db          MLflow tracking store and model registry (SQLite)
       ledger.db          the hash-chained ledger and the per-update data keys
@@ -19,8 +19,13 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from governance.errors import UsageError
+
+if TYPE_CHECKING:
+    from governance.blobs import BlobStore
+    from governance.shared import SharedFiles
 
 DEFAULT_MODEL_NAME = "weightgate-model"
 CHAMPION_ALIAS = "champion"
@@ -86,6 +91,25 @@ class Store:
                 or f"sqlite:///{self.home / 'ledger.db'}")
 
     @property
+    def team(self) -> bool:
+        """Whether the ledger is on a database server: proposals and blobs then live on the team's servers,
+        and this folder holds the member's keys, configuration and caches."""
+        return not self.ledger_url.startswith("sqlite")
+
+    def blobs(self) -> BlobStore:
+        """The blob store: the local folder, backed by the team's artifact store when one is configured."""
+        from governance.blobs import BlobStore
+        from governance.shared import BlobRemote
+
+        uri = self.config().get("blobs")
+        return BlobStore(self.blobs_dir, BlobRemote(uri, self.tracking_uri()) if uri else None)
+
+    def shared_files(self) -> SharedFiles | None:
+        from governance.shared import team_files
+
+        return team_files(self.ledger_url, self.home)
+
+    @property
     def lock_path(self) -> Path:
         return self.home / "ledger.lock"
 
@@ -93,17 +117,31 @@ class Store:
     def model_name(self) -> str:
         return self.config().get("model_name", DEFAULT_MODEL_NAME)
 
-    def init(self, default_policy: Path, tracking_uri: str | None = None) -> bool:
-        """Create the store; returns False when it already existed (nothing is overwritten)."""
+    def init(self, default_policy: Path, tracking_uri: str | None = None, ledger_url: str | None = None,
+             blobs: str | None = None, model_name: str = DEFAULT_MODEL_NAME) -> bool:
+        """Create the store; returns False when it already existed (nothing is overwritten). A team store
+        (its ledger on a database server) keeps its blobs where every member reaches them: `blobs`, by
+        default the tracking server's proxied artifacts."""
         if self.initialized:
             return False
+        config = {"model_name": model_name}
+        if ledger_url and not ledger_url.startswith("sqlite"):
+            from governance.shared import default_blobs_uri
+
+            blobs = blobs or default_blobs_uri(tracking_uri or "", model_name)
+            if blobs is None:
+                raise UsageError("a team store (--ledger-url) needs --tracking-uri http://... or --blobs URI: "
+                                 "its weights must be reachable from every member")
         for d in (self.keys_dir, self.proposals_dir, self.blobs_dir, self.cache_dir, self.artifacts_dir):
             d.mkdir(parents=True, exist_ok=True)
         if not self.policy_path.exists():
             shutil.copyfile(default_policy, self.policy_path)
-        config = {"model_name": DEFAULT_MODEL_NAME}
         if tracking_uri:
             config["tracking_uri"] = tracking_uri
+        if ledger_url:
+            config["ledger_url"] = ledger_url
+        if blobs:
+            config["blobs"] = blobs
         tmp = self.home / "config.json.tmp"
         tmp.write_text(json.dumps(config, indent=2) + "\n")
         tmp.replace(self.home / "config.json")

@@ -14,6 +14,7 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 os.environ.setdefault("WEIGHTGATE_GATE_PASSPHRASE", "test-gate-passphrase")
 
 PASSPHRASES = {"alice": "alice-passphrase", "bob": "bob-passphrase", "carol": "carol-passphrase",
@@ -98,6 +99,97 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _trusted_template: Pa
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     shutil.copytree(_trusted_template, tmp_path / "home")
     return Store.locate(tmp_path / "home")
+
+
+@pytest.fixture(scope="session")
+def pg():
+    """A private PostgreSQL cluster for the whole session (tests.servers)."""
+    from tests.servers import postgres
+
+    with postgres() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def _pg_template(tmp_path_factory: pytest.TempPathFactory, pg) -> Path:
+    """The trusted store of `_trusted_template`, its ledger in a PostgreSQL database named "template_store"."""
+    from governance.store import Store
+    from update_pipeline import world
+
+    mp = pytest.MonkeyPatch()
+    mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+    root = tmp_path_factory.mktemp("pg-template")
+    s = Store.locate(root / "home")
+    s.init(world.policy(tmp_path_factory.mktemp("policy") / "policy.yaml"), ledger_url=pg.create("template_store"),
+           blobs=(root / "home-shared-blobs").as_uri())
+    trusted_store(s)
+    mp.undo()
+    return s.home
+
+
+def pg_home(pg, template: Path, home: Path, database: str, source_db: str = "template_store") -> Path:
+    """A copy of the store at `template` in `home`, its ledger a copy of `source_db` named `database` and its
+    shared blobs a copy of the template's (a folder beside the home)."""
+    import shutil
+    from urllib.parse import urlparse
+
+    shutil.copytree(template, home)
+    config = json.loads((home / "config.json").read_text())
+    blobs = home.parent / f"{home.name}-shared-blobs"
+    source = Path(urlparse(config["blobs"]).path)
+    if source.is_dir():
+        shutil.copytree(source, blobs)
+    config["ledger_url"] = pg.create(database, template=source_db)
+    config["blobs"] = blobs.as_uri()
+    (home / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    return home
+
+
+@pytest.fixture
+def pg_store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pg, _pg_template: Path):
+    """Like `store`, with its ledger in a PostgreSQL database of its own."""
+    import re
+
+    from governance.store import Store
+
+    for name, secret in PASSPHRASES.items():
+        monkeypatch.setenv(f"WEIGHTGATE_PASSPHRASE_{name.upper()}", secret)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("WEIGHTGATE_LEDGER_URL", raising=False)
+    db = re.sub(r"\W", "_", request.node.name)[:50].lower()
+    yield Store.locate(pg_home(pg, _pg_template, tmp_path / "home", db))
+    pg.drop(db)
+
+
+@pytest.fixture(scope="session")
+def mlflow_team(pg, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """An `mlflow server` for the session, its backend store in PostgreSQL, artifacts proxied."""
+    from tests.servers import mlflow_server
+
+    with mlflow_server(pg.create("mlflow"),
+                       tmp_path_factory.mktemp("mlflow-artifacts")) as url:
+        yield url
+
+
+@pytest.fixture
+def team_store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pg, mlflow_team):
+    """A trusted store on the team's servers: its ledger in a PostgreSQL database of its own, lineage on the
+    MLflow server under a registered model of its own (the server is shared by the session's tests)."""
+    import re
+
+    from governance.store import Store
+    from update_pipeline import world
+
+    for name, secret in PASSPHRASES.items():
+        monkeypatch.setenv(f"WEIGHTGATE_PASSPHRASE_{name.upper()}", secret)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("WEIGHTGATE_LEDGER_URL", raising=False)
+    db = "team_" + re.sub(r"\W", "_", request.node.name)[:40].lower()
+    s = Store.locate(tmp_path / "home")
+    s.init(world.policy(tmp_path / "policy.yaml"), tracking_uri=mlflow_team, ledger_url=pg.create(db),
+           model_name=db.replace("_", "-"))
+    yield trusted_store(s)
+    pg.drop(db)
 
 
 def trusted_store(s):

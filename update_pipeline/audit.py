@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from governance.audit_bundle import check_promotion, export_bundle
-from governance.blobs import BlobStore
 from governance.errors import UsageError, VerificationError
 from governance.history import removed_proposals, tombstones
 from governance.ledger import Entry, Ledger, chain, champion, current_root, versions
@@ -41,7 +40,10 @@ def entry_blobs(pred: dict[str, Any], skip_weights: bool = False) -> set[str]:
 def verify_store(store: Store, deep: bool = False, tracking_uri: str | None = None,
                  anchor: str | None = None) -> dict[str, Any]:
     """The chain, every signature, every blob a ledger entry names, every blob in the store, the witnesses."""
-    blobs = BlobStore(store.blobs_dir)
+    blobs = store.blobs()
+    team = store.shared_files()
+    if team is not None:  # this home's cache of the proposals, brought in line with the team's copy
+        team.pull()
     ledger = Ledger.of(store, anchor)
     entries = ledger.entries()
     if not entries:
@@ -105,7 +107,7 @@ def _deep(store: Store, ledger: Ledger, entries: list[Entry], e: Entry, where: s
                 raise VerificationError(f"{where}: redacts ledger:{r['version']}, which does not exist before it")
     elif action == "policy":
         ref = pred["policy"]
-        blobs = BlobStore(store.blobs_dir)
+        blobs = store.blobs()
         suites = {n: sha256_hex(blobs.read(b)) for n, b in ref["suites"].items()}
         if composite_digest(sha256_hex(blobs.read(ref["blob"])), suites) != ref["digest"]:
             raise VerificationError(f"{where}: the policy digest does not cover its file and suite files")
@@ -121,7 +123,7 @@ def _report_file(store: Store, pred: dict[str, Any], where: str) -> None:
 
 def _restores(store: Store, entries: list[Entry], pred: dict[str, Any], where: str) -> None:
     with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
-        out = TensorStore(BlobStore(store.blobs_dir)).restore(chain(entries, pred["version"]), Path(tmp) / "v")
+        out = TensorStore(store.blobs()).restore(chain(entries, pred["version"]), Path(tmp) / "v")
         want = {n: f["sha256"] for n, f in pred["weights"]["files"].items()}
         have = sha256_files([out / n for n in want])
         for n, digest in want.items():
@@ -131,10 +133,10 @@ def _restores(store: Store, entries: list[Entry], pred: dict[str, Any], where: s
 
 def _report_policy(store: Store, entries: list[Entry], e: Entry, where: str) -> None:
     """The promoted report's policy parts are the file and suite files the policy entry stored."""
-    from governance.ledger import policy_in_force
+    from governance.history import policy_in_force
     from governance.signing import unverified_statement
 
-    blobs = BlobStore(store.blobs_dir)
+    blobs = store.blobs()
     ref = policy_in_force(entries, e.seq)
     assert ref is not None  # check_promotion already refused a promotion without one
     said = unverified_statement(blobs.read(e.predicate["proposal"]["report_blob"]))["predicate"]["policy"]
@@ -164,4 +166,4 @@ def export(store: Store, out: Path) -> Path:
         raise UsageError(f"ledger entry {len(entries)} has no signed checkpoint (an interrupted write?): sign one "
                          "with 'weightgate ledger checkpoint --by KEY'")
     created = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    return export_bundle(entries, checkpoint, BlobStore(store.blobs_dir).read, out, created)
+    return export_bundle(entries, checkpoint, store.blobs().read, out, created)

@@ -20,7 +20,6 @@ from typing import Any
 from audits.base import GateContext, Version
 from audits.evaluation import model_digest
 from audits.registry import build_gates, load_policy
-from governance.blobs import BlobStore
 from governance.data import DataRecord, load_jsonl, probe_split, ranked
 from governance.keys import KeyRing
 from governance.lineage import Lineage
@@ -52,7 +51,7 @@ def history(store: Store) -> list[dict[str, Any]]:
     from governance.ledger import Ledger
     from governance.trust import RULES
 
-    blobs = BlobStore(store.blobs_dir)
+    blobs = store.blobs()
     out = []
     for e in Ledger.of(store).entries():
         if e.predicate["action"] == "promote":
@@ -106,7 +105,7 @@ def _lineage(store: Store) -> list[Version]:
 
 def _own_probe(store: Store, proposal: Proposal, records: list[DataRecord]) -> tuple[tuple[DataRecord, ...], bool]:
     digest = proposal.manifest["candidate"]["config_files"].get(RECIPE)
-    recipe = json.loads(BlobStore(store.blobs_dir).read(digest)) if digest else None
+    recipe = json.loads(store.blobs().read(digest)) if digest else None
     probe, held = probe_of(records, (recipe.get("steps") or [recipe]) if recipe else None)
     return tuple(probe), held
 
@@ -135,8 +134,23 @@ def _record(store: Store, pid: str, number: int, envelope: bytes, verdict: str, 
             [gate], tracking_uri)
 
 
+def _policy_in_force(store: Store, entries: list[Any]) -> Path:
+    """The store's policy file; on a team's servers, first made the policy the ledger has in force (another
+    member may have changed it since this home last looked)."""
+    from governance.history import policy_in_force
+
+    ref = policy_in_force(entries)
+    if store.team and ref is not None:
+        data = store.blobs().read(ref["blob"])
+        if not store.policy_path.is_file() or store.policy_path.read_bytes() != data:
+            tmp = store.policy_path.with_name(".policy.yaml.tmp")
+            tmp.write_bytes(data)
+            tmp.replace(store.policy_path)
+    return store.policy_path
+
+
 def check(store: Store, ref: str, policy_path: Path | None = None, tracking_uri: str | None = None) -> Checked:
-    from governance.ledger import check_origin
+    from governance.history import check_origin
     from update_pipeline.promote import trusted
 
     _, entries, root, proposals = trusted(store)
@@ -145,7 +159,7 @@ def check(store: Store, ref: str, policy_path: Path | None = None, tracking_uri:
     proposal = proposals.load(ref)
     require_candidate(store, proposal)
     check_origin(entries, proposal.manifest.get("origin"), proposal.id)  # before any gate judges it leniently
-    policy = load_policy(policy_path or store.policy_path)
+    policy = load_policy(policy_path or _policy_in_force(store, entries))
     gates = build_gates(policy)
     base = functools.cache(lambda: verified_base(store, proposal, tracking_uri))
     candidate = functools.cache(lambda: _result_dir(store, proposal, base()))

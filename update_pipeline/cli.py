@@ -43,15 +43,30 @@ def _root(
 def init(
     policy: Annotated[Path | None, typer.Option(help="The store's first policy [default: the shipped default]; "
                                                 "it is in force once 'trust init' records it.")] = None,
+    ledger_url: Annotated[str | None, typer.Option(
+        help="The ledger's database: postgresql+psycopg://USER@HOST:PORT/DB for a team [default: SQLite in "
+             "the store]")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(
+        help="The team's MLflow tracking server, http://HOST:PORT [default: SQLite in the store]")] = None,
+    blobs: Annotated[str | None, typer.Option(
+        help="Where the team's weights live: an MLflow artifact URI (s3://, gs://, file:// on a shared disk) "
+             "[default with --ledger-url and a server: the server's proxied artifacts]")] = None,
+    model_name: Annotated[str, typer.Option(help="The registered model in MLflow; every member of a team names "
+                                            "the same one")] = "weightgate-model",
 ) -> None:
-    """Create the store (MLflow SQLite tracking store, keys, proposals, blobs, policy)."""
+    """Create the store (MLflow SQLite tracking store, keys, proposals, blobs, policy). With --ledger-url
+    and --tracking-uri it is a member's home on a team's servers: 'weightgate doctor' says what it reaches."""
     import policies
     from governance.errors import UsageError
+    from update_pipeline.doctor import check_ledger_url
 
     if policy is not None and not policy.is_file():
         raise UsageError(f"{policy}: no such policy file")
+    tracking_uri = tracking_uri or shared.tracking_uri()
+    if ledger_url:
+        check_ledger_url(ledger_url)
     store = shared.store()
-    created = store.init(policy or policies.path("default"), shared.tracking_uri())  # type: ignore[arg-type]
+    created = store.init(policy or policies.path("default"), tracking_uri, ledger_url, blobs, model_name)
     typer.echo(f"{'created' if created else 'already present'}: weightgate store at {store.home}")
 
 

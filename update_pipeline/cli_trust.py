@@ -1,4 +1,4 @@
-"""Commands that change who may do what: the trust root and the policy in force."""
+"""Commands that change who may do what (the trust root, the policy in force), and what a store reaches."""
 
 from __future__ import annotations
 
@@ -125,17 +125,35 @@ def policy_apply(path: Path, by: Annotated[list[str], ADMINS]) -> None:
 @policy_app.command("show")
 def policy_show() -> None:
     """Print the policy in force, as recorded in the ledger."""
-    from governance.blobs import BlobStore
-    from governance.ledger import Ledger, policy_in_force
+    from governance.history import policy_in_force
+    from governance.ledger import Ledger
 
     store = shared.store()
     ref = policy_in_force(Ledger.of(store).entries())
     if ref is None:
         raise typer.BadParameter("no policy is recorded yet: run 'weightgate trust init'")
-    typer.echo(BlobStore(store.blobs_dir).read(ref["blob"]).decode(), nl=False)
+    typer.echo(store.blobs().read(ref["blob"]).decode(), nl=False)
     typer.echo(f"# digest {ref['digest']} (file and suites: {', '.join(ref['suites']) or 'none'})", err=True)
 
 
+def doctor() -> None:
+    """Say what this store reaches: its ledger database (and whether it verifies), its MLflow tracking
+    store, and whether its blobs, cache and keys folders are writable. Exit 1 when anything is not."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from update_pipeline.doctor import diagnose
+
+    found = diagnose(shared.store(), shared.tracking_uri())
+    table = Table("part", "where", "", "detail", box=None)
+    for f in found:
+        table.add_row(f.part, f.where, "[green]ok[/]" if f.ok else "[red]FAIL[/]", f.detail)
+    Console().print(table)
+    if not all(f.ok for f in found):
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
+    app.command()(doctor)
     app.add_typer(trust_app, name="trust")
     app.add_typer(policy_app, name="policy")

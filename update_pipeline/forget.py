@@ -20,7 +20,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from governance.blobs import BlobStore
 from governance.data import DataRecord, load_jsonl, record_macs
 from governance.errors import UsageError, WeightgateError
 from governance.history import pending_forget, tombstones
@@ -135,7 +134,7 @@ def _intent(store: Store, ledger: Ledger, match: Any, sweep_text: str | None, si
             tracking_uri: str | None) -> Entry:
     from update_pipeline.promote import sync_registry
 
-    blobs = BlobStore(store.blobs_dir)
+    blobs = store.blobs()
     with ledger.lock(), tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
         entries = ledger.entries()
         current_root(entries).allow("forget", [signer])

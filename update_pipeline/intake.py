@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from governance.blobs import BlobStore
 from governance.data import DataRecord, keyed, load_jsonl, merkle_root, record_keys, record_macs
 from governance.errors import InputError, UsageError
+from governance.history import policy_in_force
 from governance.keys import KeyRing
-from governance.ledger import policy_in_force
 from governance.lineage import Lineage
 from governance.policy import Limits, in_force
 from governance.proposals import proposal_id
@@ -103,7 +102,7 @@ def propose(store: Store, base_ref: str, candidate: Path, data: Path, by: str, p
     root.allow("propose", [signer])
     base_dir = refs.resolve(base_ref, store, tracking_uri)
     base_ref = refs.pin(base_ref, store, tracking_uri)
-    limits = in_force(BlobStore(store.blobs_dir).read, policy_in_force(entries), "limits")
+    limits = in_force(store.blobs().read, policy_in_force(entries), "limits")
     manifest, to_store, records, keys = build_manifest(base_ref, base_dir, candidate, data, by, note, origin, limits)
     cand = manifest["candidate"]
     subjects = {f"candidate/{n}": d for n, d in {**cand["files"], **cand["config_files"]}.items()}
@@ -113,7 +112,7 @@ def propose(store: Store, base_ref: str, candidate: Path, data: Path, by: str, p
     pid = proposal_id(envelope)
     if (store.proposals_dir / pid).exists():
         raise UsageError(f"proposal {pid} already exists")
-    blobs = BlobStore(store.blobs_dir)
+    blobs = store.blobs()
     for name, path in to_store.items():
         blobs.put_file(path, {**cand["files"], **cand["config_files"]}[name])
     run_id = _log(store, pid, manifest, records, envelope, tracking_uri)  # a kill here leaves only a stray run

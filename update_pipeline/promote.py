@@ -17,11 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from governance import approvals as decisions
-from governance.blobs import BlobStore
 from governance.errors import CheckFailed, UsageError, VerificationError
-from governance.history import forgotten, refuse_if_forget_pending, removed_proposals, tombstones
+from governance.history import (
+    check_origin,
+    policy_in_force,
+    refuse_if_forget_pending,
+    removed_proposals,
+    tombstones,
+)
 from governance.keys import Signer
-from governance.ledger import Entry, Ledger, champion, check_origin, current_root, policy_in_force, versions
+from governance.ledger import Entry, Ledger, champion, current_root, versions
 from governance.lineage import Lineage
 from governance.proposals import Proposal, ProposalStore
 from governance.signing import sha256_hex
@@ -53,7 +58,7 @@ def trusted(store: Store) -> tuple[Ledger, list[Entry], Root, ProposalStore]:
     ledger = Ledger.of(store)
     entries = ledger.entries()
     root = current_root(entries)
-    return ledger, entries, root, ProposalStore.of(store.proposals_dir, entries)
+    return ledger, entries, root, ProposalStore.of(store, entries)
 
 
 def _report(proposals: ProposalStore, proposal: Proposal) -> tuple[bytes, dict[str, Any]]:
@@ -114,7 +119,7 @@ def seal_data(store: Store, ledger: Ledger, raw: bytes, keys: dict[str, Any], aa
     """The data and its record keys sealed under one new key: (blob, keys_blob, key_id, aad)."""
     import json
 
-    blobs = BlobStore(store.blobs_dir)
+    blobs = store.blobs()
     blob, key, key_id = seal(blobs, raw, aad.encode())
     keys_blob, _, _ = seal(blobs, json.dumps(keys).encode(), f"{aad}/keys".encode(), key)
     ledger.put_data_key(key_id, key)
@@ -134,21 +139,21 @@ def _recipe(store: Store, proposal: Proposal, version: int) -> list[dict[str, An
     digest = proposal.manifest["candidate"]["config_files"].get("weightgate-recipe.json")
     if digest is None:
         return None
-    recipe = json.loads(BlobStore(store.blobs_dir).read(digest))
+    recipe = json.loads(store.blobs().read(digest))
     steps = recipe.get("steps") or [recipe]
     return [{**s, "data_version": s.get("data_version", version)} for s in steps]
 
 
 def promote(store: Store, ref: str, signers: list[Signer], tracking_uri: str | None = None) -> Promoted:
     ledger = Ledger.of(store)
-    blobs = BlobStore(store.blobs_dir)
+    blobs = store.blobs()
     tensors = TensorStore(blobs)
     with ledger.lock():
         entries = ledger.entries()
         root = current_root(entries)
         root.allow("promote", signers)
         refuse_if_forget_pending(entries)
-        proposals = ProposalStore.of(store.proposals_dir, entries)
+        proposals = ProposalStore.of(store, entries)
         proposal = proposals.load(ref)
         if any((e.predicate.get("proposal") or {}).get("id") == proposal.id for e in entries):
             raise UsageError(f"proposal {proposal.id} is already promoted")
@@ -247,7 +252,7 @@ def sync_registry(store: Store, entries: list[Entry], tracking_uri: str | None =
     numbers = {v: mv.version for v, mv in registered.items()}
     dead = tombstones(entries)
     alive = [v for v in sorted(versions(entries)) if v not in dead]
-    keep = set(alive[-in_force(BlobStore(store.blobs_dir).read, policy_in_force(entries), "storage")
+    keep = set(alive[-in_force(store.blobs().read, policy_in_force(entries), "storage")
                      .registry_versions:]) | ({champion(entries)} - {None})
     for version, entry in sorted(versions(entries).items()):
         if version in dead:
@@ -266,7 +271,7 @@ def sync_registry(store: Store, entries: list[Entry], tracking_uri: str | None =
                 "weightgate.approximate": str(bool((p.get("origin") or {}).get("approximate"))).lower()}
         run = None
         if p.get("id") and (store.proposals_dir / p["id"] / "lineage.json").is_file():
-            run = ProposalStore(store.proposals_dir, entry.root, forgotten(entries)).load(
+            run = ProposalStore.of(store, entries, entry.root).load(
                 p["id"], redacted_ok=True).lineage().get("run_id")
         folder = restore_version(store, entries, version) if version in keep else None
         adapter, parent = entry.predicate["weights"].get("adapter"), entry.predicate.get("parent")
@@ -274,7 +279,7 @@ def sync_registry(store: Store, entries: list[Entry], tracking_uri: str | None =
             tags |= {"weightgate.adapter": "adapter", "weightgate.base_model_version": numbers[parent],
                      "weightgate.base_ledger_version": str(parent)}
         with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
-            where = BlobStore(store.blobs_dir).materialize(adapter, Path(tmp) / "adapter") if adapter else None
+            where = store.blobs().materialize(adapter, Path(tmp) / "adapter") if adapter else None
             numbers[version] = lineage.register_version(store.model_name, version, folder, tags, run, where)
     if champion(entries) is not None:
         lineage.set_alias(store.model_name, CHAMPION_ALIAS, numbers[champion(entries)])

@@ -13,7 +13,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from governance.blobs import BlobStore
 from governance.data import DataRecord, load_jsonl
 from governance.errors import UsageError
 from governance.ledger import Entry, Ledger, champion, versions
@@ -48,7 +47,7 @@ def data_of(entries: list[Entry], version: int) -> dict[str, Any]:
 
 def read_data(store: Store, ledger: Ledger, entries: list[Entry], version: int) -> bytes:
     d = data_of(entries, version)
-    return open_sealed(BlobStore(store.blobs_dir), d["blob"], ledger.data_key(d["key_id"]), d["aad"].encode())
+    return open_sealed(store.blobs(), d["blob"], ledger.data_key(d["key_id"]), d["aad"].encode())
 
 
 def read_keys(store: Store, ledger: Ledger, entries: list[Entry], version: int) -> dict[str, Any]:
@@ -56,7 +55,7 @@ def read_keys(store: Store, ledger: Ledger, entries: list[Entry], version: int) 
     import json
 
     d = data_of(entries, version)
-    return json.loads(open_sealed(BlobStore(store.blobs_dir), d["keys_blob"], ledger.data_key(d["key_id"]),
+    return json.loads(open_sealed(store.blobs(), d["keys_blob"], ledger.data_key(d["key_id"]),
                                   f"{d['aad']}/keys".encode()))
 
 

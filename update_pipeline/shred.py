@@ -16,11 +16,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from governance.blobs import BlobStore
 from governance.data import DataRecord, load_jsonl
 from governance.errors import WeightgateError
 from governance.history import tombstones
-from governance.ledger import Entry, Ledger, current_root, versions
+from governance.ledger import Entry, Ledger, versions
 from governance.lineage import Lineage
 from governance.proposals import ProposalStore
 from governance.signing import unverified_statement
@@ -90,7 +89,7 @@ def _proposals(store: Store, entries: list[Entry], intent: Entry, removed: set[s
     reports may quote the records)."""
     promoted = {e.predicate["proposal"]["id"]: e.predicate["version"] for e in entries
                 if e.predicate["action"] == "promote"}
-    proposals = ProposalStore(store.proposals_dir, current_root(entries))
+    proposals = ProposalStore.of(store, entries)
     for tmp in store.proposals_dir.glob(".tmp-*"):
         shutil.rmtree(tmp, ignore_errors=True)
     gone = sorted({*intent.predicate.get("proposals", []), *doomed(store, entries, removed, texts, dead)})
@@ -160,7 +159,10 @@ def _blobs(store: Store, entries: list[Entry], dead: set[int], unwanted: set[str
         if pdir.name in unwanted:
             doomed |= _candidate_blobs(pdir)
     kept = _kept(store, entries, dead, unwanted)
+    team = store.shared_files()
     for pid in gone:  # their blobs are known now: the folders can go
+        if team is not None:
+            team.remove(store.proposals_dir / pid)
         if (store.proposals_dir / pid).is_dir():
             _remove_dir(store.proposals_dir / pid)
     return _unlink(store, doomed - kept)
@@ -180,13 +182,8 @@ def _kept(store: Store, entries: list[Entry], dead: set[int], spent: set[str]) -
 
 
 def _unlink(store: Store, digests: set[str]) -> int:
-    blobs = BlobStore(store.blobs_dir)
-    n = 0
-    for b in sorted(digests):
-        if blobs.has(b):
-            blobs.path(b).unlink()
-            n += 1
-    return n
+    blobs = store.blobs()
+    return sum(blobs.delete(b) for b in sorted(digests))
 
 
 def release_candidates(store: Store, entries: list[Entry], rejected: set[str] = frozenset()) -> int:
@@ -207,7 +204,7 @@ def shred(store: Store, ledger: Ledger, entries: list[Entry], intent: Entry, tra
     dead = set(tombstones(entries[:intent.seq]))
     sweep = p.get("sweep")
     key = ledger.data_key(sweep["key_id"]) if sweep else None
-    found = json.loads(open_sealed(BlobStore(store.blobs_dir), sweep["blob"], key, sweep["aad"].encode())
+    found = json.loads(open_sealed(store.blobs(), sweep["blob"], key, sweep["aad"].encode())
                        ) if sweep and key else {"texts": [], "hashes": []}
     removed, texts = set(found["hashes"]), needles(found["texts"])
     gone, unwanted, runs = _proposals(store, entries, intent, removed, texts, dead)

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from governance.blobs import BlobStore
 from governance.errors import UsageError
 from governance.keys import KeyInfo, KeyRing, Signer
 from governance.ledger import Entry, Ledger, champion, current_root
@@ -41,7 +40,7 @@ def _policy_entry(store: Store, ledger: Ledger, entries: list[Entry], policy_pat
     from audits.registry import load_policy
 
     policy = load_policy(policy_path)
-    blobs = BlobStore(store.blobs_dir)
+    blobs = store.blobs()
     ref = {"name": policy.name, "digest": policy.digest, "blob": blobs.put_bytes(policy_path.read_bytes()),
            "approvals": policy.approvals.required,
            "suites": {n: blobs.put_bytes(Path(p).read_bytes()) for n, p in policy.suite_files.items()}}

@@ -111,7 +111,7 @@ def _approximate(store: Store, entries: list, version: int, dest: Path) -> Path:
 
 def proposal_for(store: Store, entries: list[Entry], seq: int) -> Proposed | None:
     """The proposal whose origin names ledger entry `seq`, if one was made (a rerun finds it)."""
-    proposals = ProposalStore(store.proposals_dir, current_root(entries))
+    proposals = ProposalStore.of(store, entries)
     for pdir in sorted(store.proposals_dir.glob("prop-*")):
         try:
             found = proposals.load(pdir.name)

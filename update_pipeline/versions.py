@@ -19,7 +19,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from governance.blobs import BlobStore
 from governance.ledger import Entry, chain
 from governance.proposals import Proposal
 from governance.store import Store
@@ -91,7 +90,7 @@ def verified_base(store: Store, proposal: Proposal, tracking_uri: str | None = N
 
 def require_candidate(store: Store, proposal: Proposal) -> None:
     """Refuse a proposal whose candidate files were released (it was promoted or rejected)."""
-    blobs = BlobStore(store.blobs_dir)
+    blobs = store.blobs()
     if not all(blobs.has(d) for d in proposal.manifest["candidate"]["files"].values()):
         from governance.errors import UsageError
 
@@ -105,7 +104,7 @@ def proposal_result(store: Store, proposal: Proposal, base_dir: Path, dest: Path
     files = {**cand["files"], **cand["config_files"]}
     require_candidate(store, proposal)
     with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
-        staged = BlobStore(store.blobs_dir).materialize(files, Path(tmp) / "candidate")
+        staged = store.blobs().materialize(files, Path(tmp) / "candidate")
         source = staged if cand["kind"] != "delta" else staged / next(iter(cand["files"]))
         return apply_update(cand["kind"], source, base_dir, dest)
 
@@ -124,7 +123,7 @@ def adapter_of(store: Store, proposal: Proposal, base_dir: Path) -> tuple[dict[s
     cand = proposal.manifest["candidate"]
     files = {**cand["files"], **cand["config_files"]}
     with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
-        factors, _ = lora_factors(BlobStore(store.blobs_dir).materialize(files, Path(tmp) / "adapter"), table)
+        factors, _ = lora_factors(store.blobs().materialize(files, Path(tmp) / "adapter"), table)
     return factors, files
 
 
@@ -201,7 +200,7 @@ def restore_version(store: Store, entries: list[Entry], version: int) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".v{version}-"))
     try:
-        TensorStore(BlobStore(store.blobs_dir)).restore(versions, tmp)
+        TensorStore(store.blobs()).restore(versions, tmp)
         tmp.replace(dest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -29,9 +29,8 @@ def witness_files(store: Store, entries: list[Entry]) -> list[FileWitness]:
     that named a witness does not make the witness go away."""
     import yaml
 
-    from governance.blobs import BlobStore
 
-    blobs = BlobStore(store.blobs_dir)
+    blobs = store.blobs()
     paths: list[str] = []
     for e in entries:
         if e.predicate["action"] == "policy":

@@ -115,7 +115,6 @@ def test_flow_on_each_architecture(store, tmp_path, arch, dtype, shard):
 def stored_as_adapter(store, version):
     """A LoRA version costs the ledger its adapter's files and nothing more (bench/ledger_bench.py gives the
     share of a checkpoint at a realistic size; on these tiny models an adapter is a large share)."""
-    from governance.blobs import BlobStore
     from governance.ledger import Ledger, versions
     from governance.tensorstore import version_blobs
 
@@ -126,7 +125,7 @@ def stored_as_adapter(store, version):
                  if e.get("base") is not None and e["blob"] in new]
     assert encodings and set(encodings) == {"lora"}, encodings
     assert {"adapter_config.json", "adapter_model.safetensors"} <= set(made[version].predicate["weights"]["adapter"])
-    blobs = BlobStore(store.blobs_dir)
+    blobs = store.blobs()
     adapter = set(made[version].predicate["weights"]["adapter"].values())
     assert sum(blobs.path(b).stat().st_size for b in new - adapter) < 4096  # new headers at most
 

@@ -61,8 +61,22 @@ def _verify_after_kill(s):
 
 
 @pytest.mark.slow
-def test_kill_promotion_at_many_points(store, base_model, tmp_path):
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.servers)])
+def test_kill_promotion_at_many_points(backend, request, base_model, tmp_path):
+    """With the ledger in SQLite beside the store, or on a PostgreSQL server (where a killed writer's row lock
+    goes with its connection)."""
     from governance.store import Store
+    from tests.conftest import pg_home
+
+    store = request.getfixturevalue("store" if backend == "sqlite" else "pg_store")
+    points = POINTS if backend == "sqlite" else 10
+
+    def copy_of(home, i):
+        if backend == "sqlite":
+            shutil.copytree(store.home, home)
+        else:
+            source = store.config()["ledger_url"].rsplit("/", 1)[1]
+            pg_home(request.getfixturevalue("pg"), store.home, home, f"{source}_kill{i}", source)
 
     promote_chain(store, base_model, tmp_path, n=1)
     data = write_jsonl(tmp_path / "next.jsonl", world.fact_records(world.countries(n=30)[27:], "curated"))
@@ -73,17 +87,17 @@ def test_kill_promotion_at_many_points(store, base_model, tmp_path):
     Weightgate(store).approve(pid, "bob", "")
 
     full = tmp_path / "full"
-    shutil.copytree(store.home, full)
+    copy_of(full, "full")
     start = time.monotonic()
     subprocess.run(_promote_cmd(pid), env=_env(full), check=True, capture_output=True, timeout=300)
     total = time.monotonic() - start
     assert _champion(Store.locate(full)) == 2
 
     outcomes = []
-    for i in range(POINTS):
+    for i in range(points):
         home = tmp_path / f"kill{i}"
-        shutil.copytree(store.home, home)
-        delay = total * (0.05 + 0.95 * i / (POINTS - 1))  # spread over the whole run
+        copy_of(home, i)
+        delay = total * (0.05 + 0.95 * i / (points - 1))  # spread over the whole run
         proc = subprocess.Popen(_promote_cmd(pid), env=_env(home), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, start_new_session=True)
         kill_after(proc, delay)
@@ -98,5 +112,6 @@ def test_kill_promotion_at_many_points(store, base_model, tmp_path):
             assert _champion(s) == 2
             _verify_after_kill(s)
         shutil.rmtree(home)
-    print(f"\nkill points: {POINTS}; champion old {outcomes.count(1)}, new {outcomes.count(2)}; full run {total:.1f}s")
+    print(f"\nkill points ({backend}): {points}; champion old {outcomes.count(1)}, new {outcomes.count(2)}; "
+          f"full run {total:.1f}s")
     assert outcomes.count(1) and outcomes.count(2)

@@ -27,7 +27,7 @@ def test_demo_json_contract(tmp_path):
     from governance.store import Store
 
     store = Store.locate(tmp_path / "demo")
-    proposals = ProposalStore.of(store.proposals_dir, Ledger.of(store).entries())
+    proposals = ProposalStore.of(store, Ledger.of(store).entries())
     forgetting = proposals.load(out["proposals"][3]["proposal"])
     _, report = proposals.latest_report(forgetting)
     gate = next(g for g in report["gates"] if g["name"] == "regression")

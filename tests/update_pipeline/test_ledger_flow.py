@@ -84,13 +84,12 @@ def test_promote_three_and_roll_back_bit_for_bit(store, base_model, tmp_path):
 def one_copy_of_each_version(store, client):
     """The ledger holds the versions: the proposals' candidate files are released (checking one again says
     so), the restore cache keeps only what MLflow serves, and MLflow's files are hard links to it."""
-    from governance.blobs import BlobStore
     from governance.ledger import versions
     from update_pipeline.promote import trusted
 
     _, entries, _, proposals = trusted(store)
     promoted = [e.predicate["proposal"]["id"] for e in entries if e.predicate["action"] == "promote"]
-    blobs = BlobStore(store.blobs_dir)
+    blobs = store.blobs()
     adapter = versions(entries)[2].predicate["weights"]["adapter"]  # a LoRA version keeps its adapter's files
     for pid in promoted:
         files = proposals.load(pid).manifest["candidate"]["files"]

@@ -131,7 +131,7 @@ def checked(store, base_model, full_candidate, update_data):
 def test_replayed_approval_is_refused(store, checked):
     a, b = checked
     Weightgate(store).approve(a, "bob", "for a")
-    proposals = ProposalStore.of(store.proposals_dir, Ledger.of(store).entries())
+    proposals = ProposalStore.of(store, Ledger.of(store).entries())
     (_, env), = proposals.decisions(proposals.load(a))
     proposals.add_decision(b, "bob", env)  # replay a's approval onto b
     st = status(store, b)
@@ -142,7 +142,7 @@ def test_replayed_approval_is_refused(store, checked):
 def test_forged_and_self_approvals_are_refused(store, checked):
     a, _ = checked
     keys = KeyRing(store.keys_dir)
-    proposals = ProposalStore.of(store.proposals_dir, Ledger.of(store).entries())
+    proposals = ProposalStore.of(store, Ledger.of(store).entries())
     prop = proposals.load(a)
     report_env, _ = proposals.latest_report(prop)
     pred = {"proposal": a, "decision": "approve", "comment": "", "approver": "bob", "created": 0}

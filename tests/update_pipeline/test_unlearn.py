@@ -46,7 +46,7 @@ def test_exact_revert_equals_training_without_it(store, base_model, tmp_path):
     train_update(first, "first", load_jsonl(tmp_path / "u2.jsonl"), third, epochs=1, seed=2)
     assert m["candidate"]["files"]["model.safetensors"] == sha(third / "model.safetensors")
     assert _through(store, done.proposal.id) == 4
-    proposals = ProposalStore.of(store.proposals_dir, Ledger.of(store).entries())
+    proposals = ProposalStore.of(store, Ledger.of(store).entries())
     _, report = proposals.latest_report(proposals.load(done.proposal.id))
     retention = next(g for g in report["gates"] if g["name"] == "regression")["evidence"]["retention"]
     assert retention["judged"] is False and "ledger:2" in retention["columns"]  # reported, not judged

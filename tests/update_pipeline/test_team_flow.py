@@ -1,0 +1,84 @@
+"""A team on real servers: member homes on different (simulated) machines share nothing but PostgreSQL and
+an MLflow server. Each holds only its own key, its configuration and caches."""
+
+import hashlib
+import shutil
+
+import pytest
+
+from governance.data import load_jsonl
+from governance.keys import KeyRing
+from governance.store import Store
+from tests.conftest import PASSPHRASES
+from update_pipeline import refs, world
+from update_pipeline.audit import export, verify_store
+from update_pipeline.check import check
+from update_pipeline.intake import propose
+from update_pipeline.service import Weightgate
+
+pytestmark = [pytest.mark.servers, pytest.mark.slow]
+ROLES = {"alice": "proposer", "bob": "approver", "carol": "approver", "olga": "operator"}
+
+
+def _home(path, ledger_url, tracking, model):
+    s = Store.locate(path)
+    s.init(world.policy(path.parent / f"{path.name}-policy.yaml"), tracking_uri=tracking, ledger_url=ledger_url,
+           model_name=model)
+    return s
+
+
+def _sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def team(pg, mlflow_team, tmp_path, monkeypatch):
+    """An admin home (dan, the root), and one home a member: alice (CI, proposes and checks, holds the gate
+    key), bob and carol (approvers), olga (operator). Public key records go to the admin; private keys stay."""
+    for name, secret in PASSPHRASES.items():
+        monkeypatch.setenv(f"WEIGHTGATE_PASSPHRASE_{name.upper()}", secret)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("WEIGHTGATE_LEDGER_URL", raising=False)
+    url, model = pg.create("team_flow"), "team-flow"
+    homes = {n: _home(tmp_path / n, url, mlflow_team, model) for n in ("dan", *ROLES)}
+    KeyRing(homes["dan"].keys_dir).create("dan", "root", PASSPHRASES["dan"])
+    for name, role in ROLES.items():
+        KeyRing(homes[name].keys_dir).create(name, role, PASSPHRASES[name])
+        shutil.copyfile(homes[name].keys_dir / f"{name}.json", homes["dan"].keys_dir / f"{name}.json")
+    policy = homes["dan"].policy_path
+    policy.write_text(policy.read_text().replace("required: 1 ", "required: 2 ", 1))
+    Weightgate(homes["dan"]).trust_init(["dan"], list(ROLES.items()))
+    for f in ("weightgate-gate.json", "weightgate-gate.key"):  # CI runs the gates: the gate key goes there
+        shutil.move(homes["dan"].keys_dir / f, homes["alice"].keys_dir / f)
+    yield homes, url, mlflow_team
+    pg.drop("team_flow")
+
+
+def test_propose_approve_promote_rollback_forget_verify_across_homes(team, base_model, full_candidate,
+                                                                    update_data, tmp_path):
+    homes, url, tracking = team
+    alice, bob, carol, olga = (homes[n] for n in ROLES)
+    p = propose(alice, str(base_model), full_candidate, update_data, "alice", PASSPHRASES["alice"])
+    assert check(alice, p.id).report["verdict"] == "pass"
+    assert not any(bob.proposals_dir.iterdir())  # nothing reached bob's home but through the servers
+    assert Weightgate(bob).approve(p.id, "bob", "ok").missing == 1
+    assert Weightgate(carol).approve(p.id, "carol", "ok").missing == 0
+    done = Weightgate(olga).promote(p.id, "olga")
+    assert done.version == 1
+    want = _sha(full_candidate / "model.safetensors")
+    assert _sha(refs.resolve("ledger:champion", bob) / "model.safetensors") == want  # rebuilt from the servers
+    Weightgate(olga).rollback(0, "olga", "back to the base")
+    assert _sha(refs.resolve("ledger:champion", carol) / "model.safetensors") == _sha(base_model / "model.safetensors")
+    victim = load_jsonl(update_data)[0]
+    Weightgate(olga).forget(victim.id, None, by="olga")
+
+    fresh = _home(tmp_path / "auditor", url, tracking, "team-flow")  # a fourth home, never used before
+    summary = verify_store(fresh)
+    assert summary["champion"] == Weightgate(olga).verify()["champion"]
+    bundle = export(fresh, tmp_path / "bundle")
+    from governance.audit_bundle import verify_bundle
+    from governance.ledger import Ledger
+
+    assert verify_bundle(bundle, root_fingerprint=Ledger.of(fresh).root().fingerprint)["entries"] == summary["entries"]
+    for home in homes.values():  # each home holds its own private key, and no other
+        assert {p.stem for p in home.keys_dir.glob("*.key")} <= {home.home.name, "weightgate-gate"}

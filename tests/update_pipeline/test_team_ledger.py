@@ -1,0 +1,97 @@
+"""The ledger on a PostgreSQL server: the whole flow, concurrent writers from two homes, kill -9."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from governance.ledger import Ledger, champion
+from tests.update_pipeline.test_crash import _env
+from tests.update_pipeline.test_ledger_flow import promote_chain
+from update_pipeline.audit import verify_store
+from update_pipeline.service import Weightgate
+
+pytestmark = pytest.mark.servers
+
+
+def test_flow_with_the_ledger_on_postgres(pg_store, base_model, tmp_path):
+    import psycopg
+
+    promote_chain(pg_store, base_model, tmp_path, n=2)
+    Weightgate(pg_store).rollback(1, "bob")
+    summary = verify_store(pg_store)
+    assert summary["champion"] == 1
+    assert not (pg_store.home / "ledger.db").exists() and not pg_store.lock_path.exists()
+    url = pg_store.config()["ledger_url"].replace("postgresql+psycopg", "postgresql")
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT count(*) FROM ledger_entries").fetchone()[0]
+    assert rows == summary["entries"]
+
+
+def test_writers_in_two_homes_are_serialized_by_the_database(team_store, tmp_path):
+    """Six policy changes at once from two homes on one ledger and one MLflow server: a file lock could not
+    serialize them (each home has its own); the row lock does, and every one lands on one chain."""
+    import shutil
+
+    from governance.store import Store
+
+    other = Store.locate(tmp_path / "other")
+    shutil.copytree(team_store.home, other.home)  # another machine with the same configuration
+    before = len(Ledger.of(team_store).entries())
+    policy = tmp_path / "policy.yaml"
+    policy.write_bytes(team_store.policy_path.read_bytes())
+    cmd = [sys.executable, "-m", "update_pipeline.cli", "policy", "apply", str(policy), "--by", "dan"]
+    procs = [subprocess.Popen(cmd, env=_env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for home in [team_store.home, other.home] * 3]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    entries = Ledger.of(team_store).entries()
+    assert len(entries) == before + 6 and [e.seq for e in entries] == list(range(1, before + 7))
+    assert verify_store(team_store)["entries"] == verify_store(other)["entries"] == before + 6
+    assert champion(entries) == champion(Ledger.of(other).entries())
+
+
+def test_a_writer_that_skips_the_lock_cannot_fork_the_chain(pg_store):
+    """Two appends prepared on the same head, without the lock: one lands, the other is refused (the head
+    moved; and were both to pass that test at once, the sequence number is the primary key)."""
+    from governance.errors import UsageError
+    from governance.keys import KeyRing
+
+    ledger = Ledger.of(pg_store)
+    entries = ledger.entries()
+    last = entries[-1].predicate
+    assert last["action"] == "policy"
+    pred = {"action": "policy", "version": last["version"], "champion": last["champion"], "policy": last["policy"]}
+    signers = [KeyRing(pg_store.keys_dir).signer("dan", "dan-passphrase")]
+    ledger.append(entries, pred, {"policy": last["policy"]["digest"]}, signers)
+    with pytest.raises(UsageError, match="ledger changed"):
+        Ledger.of(pg_store).append(entries, pred, {"policy": last["policy"]["digest"]}, signers)
+    assert [e.seq for e in Ledger.of(pg_store).entries()] == list(range(1, len(entries) + 2))
+
+
+def _cli(home, *args):
+    return subprocess.run([sys.executable, "-m", "update_pipeline.cli", "--home", str(home), *args],
+                          capture_output=True, text=True, timeout=300, env={**_env(home), "COLUMNS": "200"})
+
+
+def test_init_on_the_servers_and_doctor(pg, mlflow_team, tmp_path):
+    url = pg.create("doctor")
+    r = _cli(tmp_path / "m", "init", "--ledger-url", url, "--tracking-uri", mlflow_team)
+    assert r.returncode == 0, r.stderr
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["ledger_url"] == url and config["tracking_uri"] == mlflow_team
+    r = _cli(tmp_path / "m", "doctor")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "127.0.0.1" in r.stdout and mlflow_team in r.stdout and "FAIL" not in r.stdout
+    pg.drop("doctor")
+    r = _cli(tmp_path / "m", "doctor")
+    assert r.returncode == 1 and "FAIL" in r.stdout and "ledger" in r.stdout
+
+
+@pytest.mark.parametrize("url", ["postgresql+psycopg://nobody@127.0.0.1:1/none", "mysql://u@127.0.0.1/db", "nonsense"])
+def test_init_refuses_a_ledger_it_cannot_reach(url, tmp_path):
+    r = _cli(tmp_path / "m", "init", "--ledger-url", url)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--ledger-url" in r.stderr, r.stderr
+    assert not (tmp_path / "m").exists()
