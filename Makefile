@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(PY) bench/pii_bench.py
 	$(PY) bench/poison_bench.py
 	$(PY) bench/eval_bench.py
+	$(PY) bench/team_bench.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -48,7 +48,9 @@ def disk_bytes(folder: Path) -> int:
     return total
 
 
-def fresh_store(work: Path):  # noqa: ANN201
+def fresh_store(work: Path, folder: str = "home", **init):  # noqa: ANN003, ANN201
+    """A store with demo keys, a trust root and a policy whose only gate is data validation; `init` goes to
+    Store.init (a team store's servers)."""
     import yaml
 
     import policies
@@ -57,10 +59,10 @@ def fresh_store(work: Path):  # noqa: ANN201
 
     policy = yaml.safe_load(policies.path("default").read_text())
     policy.update(name="ledger-bench", gates={"data_validation": policy["gates"]["data_validation"]})
-    path = work / "policy.yaml"
+    path = work / f"{folder}-policy.yaml"
     path.write_text(yaml.safe_dump(policy))
-    store = Store.locate(work / "home")
-    store.init(path)
+    store = Store.locate(work / folder)
+    store.init(path, **init)
     _ensure_trust(store, lambda _m: None)
     _demo_service(store).apply_policy(path, ["demo-admin"])
     return store

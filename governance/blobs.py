@@ -6,12 +6,13 @@ verifying copy as any blob stored."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -28,6 +29,30 @@ class BlobStore:
     def __init__(self, root: Path, remote: BlobRemote | None = None) -> None:
         self.root = root
         self.remote = remote
+        self._pending: list[tuple[Path, str]] | None = None  # pushes held back by batch()
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Blobs stored inside the block are pushed to the remote when it ends, several at a time (one
+        request each: a version's tensors are many blobs). A block that raises pushes nothing: no ledger
+        entry names those blobs, and they stay cached here."""
+        if self.remote is None or self._pending is not None:
+            yield
+            return
+        self._pending = []
+        try:
+            yield
+            self.remote.push_all(self._pending)
+        finally:
+            self._pending = None
+
+    def _push(self, path: Path, digest: str) -> None:
+        if self.remote is None:
+            return
+        if self._pending is not None:
+            self._pending.append((path, digest))
+        else:
+            self.remote.push(path, digest)
 
     def path(self, digest: str) -> Path:
         if not _HEX.match(digest):
@@ -83,8 +108,8 @@ class BlobStore:
         """Copy `src` in under `digest`, hashing while copying; refuse if the bytes differ."""
         dest = self.path(digest)
         if dest.is_file():
-            if push and self.remote is not None:
-                self.remote.push(dest, digest)
+            if push:
+                self._push(dest, digest)
             return dest
 
         def copy(out: BinaryIO) -> None:
@@ -97,8 +122,8 @@ class BlobStore:
                 raise InputError(f"{src}: changed while it was being stored (sha256 differs)")
 
         self._store(dest, copy)
-        if push and self.remote is not None:
-            self.remote.push(dest, digest)
+        if push:
+            self._push(dest, digest)
         return dest
 
     def put_bytes(self, data: bytes) -> str:
@@ -106,8 +131,7 @@ class BlobStore:
         digest = hashlib.sha256(data).hexdigest()
         if not self.path(digest).is_file():
             self._store(self.path(digest), lambda out: out.write(data))
-        if self.remote is not None:
-            self.remote.push(self.path(digest), digest)
+        self._push(self.path(digest), digest)
         return digest
 
     def read(self, digest: str, verify: bool = True) -> bytes:

@@ -26,6 +26,12 @@ class Lineage:
     def __init__(self, tracking_uri: str, artifacts_dir: Path) -> None:
         self.tracking_uri = tracking_uri
         self.artifacts_dir = artifacts_dir
+        self._artifact_uris: dict[str, str] = {}  # run id -> artifact URI (fixed when the run is made)
+
+    def artifact_uri(self, run_id: str) -> str:
+        if run_id not in self._artifact_uris:
+            self._artifact_uris[run_id] = self.client().get_run(run_id).info.artifact_uri
+        return self._artifact_uris[run_id]
 
     def client(self) -> MlflowClient:
         from mlflow import MlflowClient
@@ -123,26 +129,31 @@ class Lineage:
             with tempfile.TemporaryDirectory(dir=local.parent) as tmp:
                 mlflow_model.write(folder, Path(tmp) / "model", source).rename(local / "model")
             return
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        repo = get_artifact_repository(self.artifact_uri(run_id), tracking_uri=self.tracking_uri)
         with tempfile.TemporaryDirectory(dir=folder.parent) as tmp:
-            self.client().log_artifacts(run_id, str(mlflow_model.write(folder, Path(tmp) / "m", source)),
-                                        artifact_path="model")
+            repo.log_artifacts(str(mlflow_model.write(folder, Path(tmp) / "m", source)), "model")
 
     def _local_artifacts(self, run_id: str) -> Path | None:
         """A run's artifact folder when MLflow's artifact store is a local folder."""
         from urllib.parse import urlparse
         from urllib.request import url2pathname
 
-        uri = self.client().get_run(run_id).info.artifact_uri
+        uri = self.artifact_uri(run_id)
         parsed = urlparse(uri)
         if parsed.scheme not in ("", "file"):
             return None
         return Path(url2pathname(parsed.path) if parsed.scheme else uri)
 
     def has_files(self, mv: Any) -> bool:
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
         local = self._local_artifacts(mv.run_id)
         if local is not None:
             return (local / "model").is_dir() and any((local / "model").iterdir())
-        return bool(self.client().list_artifacts(mv.run_id, "model"))
+        return bool(get_artifact_repository(self.artifact_uri(mv.run_id), tracking_uri=self.tracking_uri)
+                    .list_artifacts("model"))
 
     def put_files(self, model_name: str, mv: Any, folder: Path) -> None:
         """Log a registered version's files again (rebuilt from the ledger)."""
@@ -153,8 +164,7 @@ class Lineage:
         """Delete a registered version's files from MLflow's artifact store; the ledger keeps them."""
         from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
-        uri = self.client().get_run(mv.run_id).info.artifact_uri
-        get_artifact_repository(uri, tracking_uri=self.tracking_uri).delete_artifacts("model")
+        get_artifact_repository(self.artifact_uri(mv.run_id), tracking_uri=self.tracking_uri).delete_artifacts("model")
         self.client().set_model_version_tag(model_name, mv.version, "weightgate.files", "released")
 
     def model_versions(self, model_name: str) -> dict[int, Any]:

@@ -51,6 +51,15 @@ class BlobRemote:
         if not self.exists(digest):
             self.repo.log_artifact(str(path), digest[:2])
 
+    def push_all(self, items: list[tuple[Path, str]], workers: int = 8) -> None:
+        """Push many blobs, `workers` requests at a time; the first failure is raised once all are done."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        unique = list(dict((digest, path) for path, digest in items).items())
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for future in [pool.submit(self.push, path, digest) for digest, path in unique]:
+                future.result()
+
     def fetch(self, digest: str, folder: Path) -> Path | None:
         """Download the blob into `folder`; None when the store does not have it."""
         if not self.exists(digest):
@@ -82,8 +91,16 @@ def team_files(ledger_url: str, home: Path) -> SharedFiles | None:
     return None if ledger_url.startswith("sqlite") else SharedFiles(_engine(ledger_url), home)
 
 
+_hashed: dict[tuple[str, int, int, int], str] = {}  # (path, inode, size, mtime) -> sha256, for this process
+
+
 def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """A cached file's sha256, hashed again only when the file changed (pull runs before every read)."""
+    st = path.stat()
+    key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _hashed:
+        _hashed[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return _hashed[key]
 
 
 class SharedFiles:

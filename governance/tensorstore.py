@@ -55,14 +55,16 @@ class TensorStore:
         depth = (parent or {}).get("depth", -1) + 1
         keyframe = parent is None or depth >= KEYFRAME_EVERY * (4 if adapter else 1)
         files: dict[str, Any] = {}
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            name = path.relative_to(folder).as_posix()
-            if name.endswith(WEIGHTS_SUFFIX):
-                prev = None if keyframe else (parent or {}).get("files", {}).get(name)
-                files[name] = self._put_weights(path, name, prev, parent_raw, adapter or {}, adapter_files or {})
-            else:
-                data = path.read_bytes()
-                files[name] = {"sha256": self.blobs.put_bytes(data), "size": len(data)}
+        with self.blobs.batch():  # a team store's remote gets the version's blobs before anything names them
+            for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+                name = path.relative_to(folder).as_posix()
+                if name.endswith(WEIGHTS_SUFFIX):
+                    prev = None if keyframe else (parent or {}).get("files", {}).get(name)
+                    files[name] = self._put_weights(path, name, prev, parent_raw, adapter or {},
+                                                    adapter_files or {})
+                else:
+                    data = path.read_bytes()
+                    files[name] = {"sha256": self.blobs.put_bytes(data), "size": len(data)}
         out: dict[str, Any] = {"depth": 0 if keyframe else depth, "files": files}
         if adapter_files:
             out["adapter"] = dict(adapter_files)

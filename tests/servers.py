@@ -88,14 +88,15 @@ def postgres() -> Iterator[Postgres]:
 
 
 @contextlib.contextmanager
-def mlflow_server(backend: str, artifacts: Path) -> Iterator[str]:
+def mlflow_server(backend: str, artifacts: Path, workers: int = 1) -> Iterator[str]:
     """`mlflow server` on 127.0.0.1 with `backend` as its store and proxied artifacts in `artifacts`."""
     port = free_port()
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
     env.pop("MLFLOW_TRACKING_URI", None)
     proc = subprocess.Popen(
         [str(Path(sys.executable).with_name("mlflow")), "server", "--backend-store-uri", backend,
-         "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+         "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port),
+         "--workers", str(workers)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -67,6 +67,8 @@ def test_propose_approve_promote_rollback_forget_verify_across_homes(team, base_
     assert done.version == 1
     want = _sha(full_candidate / "model.safetensors")
     assert _sha(refs.resolve("ledger:champion", bob) / "model.safetensors") == want  # rebuilt from the servers
+    for cache in (olga.blobs_dir.parent, olga.cache_dir, olga.proposals_dir):  # caches are safe to lose
+        shutil.rmtree(cache)
     Weightgate(olga).rollback(0, "olga", "back to the base")
     assert _sha(refs.resolve("ledger:champion", carol) / "model.safetensors") == _sha(base_model / "model.safetensors")
     victim = load_jsonl(update_data)[0]

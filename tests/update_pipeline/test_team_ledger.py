@@ -95,3 +95,11 @@ def test_init_refuses_a_ledger_it_cannot_reach(url, tmp_path):
     r = _cli(tmp_path / "m", "init", "--ledger-url", url)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--ledger-url" in r.stderr, r.stderr
     assert not (tmp_path / "m").exists()
+
+
+def test_init_refuses_a_team_store_with_nowhere_for_blobs(pg, tmp_path):
+    url = pg.create("noblobs")
+    r = _cli(tmp_path / "m", "init", "--ledger-url", url)  # no tracking server, no --blobs
+    assert r.returncode == 2 and "--blobs" in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    assert not (tmp_path / "m").exists()
+    pg.drop("noblobs")
