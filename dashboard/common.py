@@ -22,8 +22,9 @@ def store() -> Store:
 
 
 def keys(*roles: str) -> dict[str, str]:
-    """name -> role in the trust root in force, for the keys in this keyring (gate key left out). Keys the
-    root does not list are shown as such: choosing one gets the refusal the command line prints."""
+    """name -> role in the trust root in force, for the keys whose private key is in this keyring (gate key
+    left out; a shared dashboard holds none). Keys the root does not list are shown as such: choosing one
+    gets the refusal the command line prints."""
     from update_pipeline.service import Weightgate
 
     try:
@@ -31,7 +32,10 @@ def keys(*roles: str) -> dict[str, str]:
     except WeightgateError:
         root = None
     out = {}
-    for k in KeyRing(store().keys_dir).list():
+    ring = KeyRing(store().keys_dir)
+    for k in ring.list():
+        if not ring.holds_private(k.name):
+            continue
         listed = root.key(k.keyid) if root else None
         role = listed.role if listed else "not in the trust root"
         if role != "gate" and (not roles or role in roles or listed is None):
@@ -47,15 +51,23 @@ def service(passphrase: str | None, others: dict[str, str] | None = None):  # no
     return Weightgate(store(), passphrase=lambda name: (others or {}).get(name) or passphrase or None)
 
 
-def signer_fields(label: str, roles: tuple[str, ...], key: str) -> tuple[str | None, str]:
-    """A key (with its role in the trust root) and its passphrase."""
+def signer_fields(label: str, roles: tuple[str, ...], key: str, command: str) -> tuple[str | None, str]:
+    """A key (with its role in the trust root) and its passphrase; where none is here, the `command` that
+    signs on a member's own machine."""
     names = keys(*roles)
     if not names:
-        st.warning(f"No {' or '.join(roles)} key here: create one with `weightgate keys create` and ask a root "
-                   "admin to add it with `weightgate trust add-key`.")
+        sign_elsewhere(command)
         return None, ""
     by = st.selectbox(label, list(names), key=f"{key}-by", format_func=lambda n: f"{n} ({names[n]})")
     return by, st.text_input("Passphrase", type="password", key=f"{key}-pass")
+
+
+def sign_elsewhere(command: str) -> None:
+    """Where this dashboard holds no key to sign with (a team's shared one never does): the command a member
+    runs on their own machine, whose signed result shows here on the next reload."""
+    st.info(f"No key here can sign this. Where yours is, run `{command}`: what it signs shows here when you "
+            "reload. (No key yet? `weightgate keys create NAME --role ROLE`, then a root admin runs "
+            "`weightgate trust add-key`.)")
 
 
 def badge(status: str) -> str:

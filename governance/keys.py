@@ -171,6 +171,10 @@ class KeyRing:
         names = sorted({p.stem for d in self.dirs if d.is_dir() for p in d.glob("*.json")})
         return [self.get(n) for n in names]
 
+    def holds_private(self, name: str) -> bool:
+        """Whether this keyring holds the (sealed) private key, not only the public record."""
+        return (self._find(name) / f"{name}.key").is_file()
+
     def signer(self, name: str, passphrase: str | None) -> Signer:
         """Unlock a key. Whether it may sign anything is the trust root's decision, not this file's."""
         folder = self._find(name)

@@ -82,7 +82,8 @@ def proposal_view(store: Store, ref: str, promoted: dict[str, int] | None = None
 
 
 def queue(store: Store) -> list[ProposalView]:
-    """Every proposal, newest first."""
+    """Every proposal, newest first (on a team's servers, the proposals there)."""
+    trusted(store)  # brings a team member's cache of the proposals in line with the servers
     promoted = _promoted(store)
     ids = [d.name for d in store.proposals_dir.glob("prop-*") if d.is_dir()] if store.proposals_dir.is_dir() else []
     views = []

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.common import attempt, badge, chosen_proposal, keys, service, signer_fields, store
+from dashboard.common import (
+    attempt,
+    badge,
+    chosen_proposal,
+    keys,
+    service,
+    sign_elsewhere,
+    signer_fields,
+    store,
+)
 from update_pipeline.views import proposal_view, queue
 
 st.title("Approve or reject")
@@ -56,18 +65,23 @@ if roles:
                 st.success(f"{decision}d by {by}: {status.describe()}")
                 view = proposal_view(store(), pid)
 else:
-    st.warning("No keys yet: `weightgate keys create NAME --role approver`, then a root admin runs "
-               "`weightgate trust add-key NAME --role approver`.")
+    sign_elsewhere(f"weightgate approve {pid} --by NAME --report {shown[pid][:16]}")
 
 if view.met:
     st.subheader("Promote")
-    releaser, release_pass = signer_fields("Release with key (operator or approver)", ("operator", "approver"),
-                                           "release")
-    if st.button("Promote", type="primary", disabled=releaser is None):
-        with st.spinner("storing weights, appending to the ledger, registering in MLflow"):
-            done = attempt(lambda: service(release_pass).promote(pid, releaser))
-        if done is not None:
-            st.success(f"promoted {pid} as ledger:{done.version}, the champion")
-            st.page_link("pages/ledger.py", label="See the ledger", icon=":material/timeline:")
+    if not keys("operator", "approver"):
+        sign_elsewhere(f"weightgate promote {pid} --by NAME")
+    else:
+        with st.form("release"):  # key and passphrase go with the click, never a half-committed field
+            releaser, release_pass = signer_fields("Release with key (operator or approver)",
+                                                   ("operator", "approver"), "release",
+                                                   f"weightgate promote {pid} --by NAME")
+            clicked = st.form_submit_button("Promote", type="primary")
+        if clicked:
+            with st.spinner("storing weights, appending to the ledger, registering in MLflow"):
+                done = attempt(lambda: service(release_pass).promote(pid, releaser))
+            if done is not None:
+                st.success(f"promoted {pid} as ledger:{done.version}, the champion")
+                st.page_link("pages/ledger.py", label="See the ledger", icon=":material/timeline:")
 else:
     st.button("Promote", disabled=True, help=view.approvals)

@@ -34,7 +34,8 @@ with roll:
                 "for bit (sha256 of every file checked), a signed rollback entry is appended, and the MLflow "
                 "alias 'champion' moves to its registered version. Nothing is deleted. It is signed by an "
                 "approver or operator key, as the trust root's rollback threshold requires.")
-        by, passphrase = signer_fields("Sign with key", ("approver", "operator"), "roll")
+        by, passphrase = signer_fields("Sign with key", ("approver", "operator"), "roll",
+                                      f"weightgate rollback --to {to} --by NAME --reason ...")
         reason = st.text_input("Reason (kept in the signed ledger entry)", key="roll-reason")
         ok = confirm(f"rollback ledger:{to}", "roll-confirm") and by is not None
         if st.button("Roll back", disabled=not ok, type="primary"):
@@ -54,8 +55,11 @@ with rev:
             (st.warning if plan.problem or not exact else st.info)(f"Plan: {plan.describe()}. The result is a new "
                                                                    "proposal: it must pass the gates and be approved.")
             by, passphrase = signer_fields("Sign the revert request with key (approver or operator; it also signs "
-                                           "the proposal when it may propose)", ("approver", "operator"), "rev")
-            proposer, proposer_pass = signer_fields("Proposer key for the replay proposal", ("proposer",), "rev-prop")
+                                           "the proposal when it may propose)", ("approver", "operator"), "rev",
+                                           f"weightgate revert {version} --by NAME --proposer PROPOSER")
+            proposer, proposer_pass = (None, "") if by is None else signer_fields(
+                "Proposer key for the replay proposal", ("proposer",), "rev-prop",
+                f"weightgate revert {version} --by {by} --proposer PROPOSER")
             ok = confirm(f"revert ledger:{version}", "rev-confirm") and by is not None
             if st.button("Propose the revert", disabled=not ok or bool(plan.problem), type="primary"):
                 with st.spinner("replaying recorded recipes" if exact else "subtracting the update's change"):
@@ -75,9 +79,11 @@ with forg:
                 f"Plan: {plan.describe()}. The matching records are removed from the stored data (its old key is "
                 "destroyed) and from every plaintext copy; the replay becomes a new proposal.")
             by, passphrase = signer_fields("Sign the forget with key (approver or operator; it also signs the "
-                                           "replay proposal when it may propose)", ("approver", "operator"), "forget")
-            proposer, proposer_pass = signer_fields("Proposer key for the replay proposal", ("proposer",),
-                                                    "forget-prop")
+                                           "replay proposal when it may propose)", ("approver", "operator"), "forget",
+                                           "weightgate forget --record-id ID --by NAME --proposer PROPOSER")
+            proposer, proposer_pass = (None, "") if by is None else signer_fields(
+                "Proposer key for the replay proposal", ("proposer",), "forget-prop",
+                f"weightgate forget --record-id ID --by {by} --proposer PROPOSER")
             ok = confirm("forget", "forget-confirm") and by is not None
             if st.button("Forget and propose the replay", disabled=not ok, type="primary"):
                 with st.spinner("crypto-shredding and replaying"):

@@ -140,11 +140,11 @@ def test_approve_refuses_wrong_keys_then_promotes(app, demo_store):
     errors, ok = sign(demo.APPROVER, demo.DEMO_PASSPHRASE)
     assert not errors and f"approved by {demo.APPROVER}" in ok
     at.run()
-    at.selectbox(key="release-by").set_value("mallory").run()  # a key the root does not list: refused, says why
-    at.text_input(key="release-pass").set_value("mallory-passphrase")
+    at.selectbox(key="release-by").set_value("mallory")  # a key the root does not list: refused, says why
+    at.text_input(key="release-pass").set_value("mallory-passphrase")  # a form: both go with the click
     next(b for b in at.button if b.label == "Promote").click().run()
     assert "not in the trust root" in " ".join(e.value for e in at.error)
-    at.selectbox(key="release-by").set_value(demo.APPROVER).run()
+    at.selectbox(key="release-by").set_value(demo.APPROVER)
     at.text_input(key="release-pass").set_value(demo.DEMO_PASSPHRASE)
     next(b for b in at.button if b.label == "Promote").click().run()
     assert "as ledger:2, the champion" in " ".join(s.value for s in at.success)
