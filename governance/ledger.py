@@ -116,6 +116,10 @@ class Ledger:
 
                 event.listen(self._engine, "connect", lambda conn, _: conn.execute("PRAGMA secure_delete = ON"))
             _meta.create_all(self._engine)
+            if self._engine.dialect.name != "sqlite":  # a team's proposal files: made with the ledger's tables
+                from governance.shared import files_table
+
+                files_table.create(self._engine, checkfirst=True)
         return self._engine
 
     @contextlib.contextmanager
@@ -124,13 +128,9 @@ class Ledger:
         holding the lock row (released by a commit, a rollback or the death of its connection); beside an
         embedded SQLite file, a file lock."""
         if self.engine.dialect.name != "sqlite":
-            from sqlalchemy.exc import IntegrityError
+            from governance.shared import row_lock
 
-            with contextlib.suppress(IntegrityError), self.engine.begin() as conn:
-                if conn.execute(select(lock_table.c.id)).first() is None:
-                    conn.execute(lock_table.insert().values(id=1))
-            with self.engine.connect() as conn, conn.begin():
-                conn.execute(select(lock_table.c.id).where(lock_table.c.id == 1).with_for_update())
+            with row_lock(self.engine, lock_table):
                 yield
             return
         self.lock_path.parent.mkdir(parents=True, exist_ok=True)
@@ -217,13 +217,18 @@ class Ledger:
         return bytes(row[0]) if row else None
 
     def destroy_data_key(self, key_id: str) -> None:
+        """Delete a data key; on a database server, `compact` afterwards (outside the lock) rewrites the
+        tables so that no dead row keeps its bytes."""
         with self.engine.begin() as conn:
             conn.execute(data_keys_table.delete().where(data_keys_table.c.key_id == key_id))
-        if self.engine.dialect.name == "postgresql":  # rewrite the table: no dead row keeps the key's bytes
-            from sqlalchemy import text
 
-            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.execute(text("VACUUM FULL data_keys"))
+    def compact(self, *tables: str) -> None:
+        """Rewrite these tables on a database server so that no dead row keeps deleted bytes (SQLite
+        overwrites deleted rows itself: secure_delete). Not under `lock`: see governance.shared.vacuum."""
+        if self.engine.dialect.name == "postgresql":
+            from governance.shared import vacuum
+
+            vacuum(self.engine, tables)
 
 
 def walk_chain(envelopes: list[bytes], before: list[Entry] | None = None) -> list[Entry]:

@@ -198,8 +198,11 @@ class ProposalStore:
         `redacted_ok` (for reading a promoted proposal a forget redacted), exactly the signed records
         without those signed forget entries removed (`self.forgotten`)."""
         pdir = self.resolve(ref)
-        envelope = (pdir / "manifest.dsse.json").read_bytes()
         where = f"{pdir.name}/manifest.dsse.json"
+        try:
+            envelope = (pdir / "manifest.dsse.json").read_bytes()
+        except FileNotFoundError:
+            raise VerificationError(f"{where} is missing: not a proposal (a stray file under its name?)") from None
         signed, body = verify_signers(envelope, self.trust.public_keys(*RULES["propose"][0]), where=where)
         proposer = self.trust.judge("propose", signed, where).signers[0]
         manifest = body["predicate"]

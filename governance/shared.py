@@ -14,14 +14,16 @@ Nothing here is trusted: every file is verified by its readers exactly as a loca
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy import Column, LargeBinary, MetaData, String, Table, delete, select
+from sqlalchemy import Column, LargeBinary, MetaData, String, Table, delete, select, text
 from sqlalchemy.engine import Engine
 
 from governance.errors import UsageError
@@ -35,6 +37,43 @@ files_table = Table(
 )
 
 
+LOCK_WAIT_S = 300  # how long a writer waits for another member's write
+
+
+@contextlib.contextmanager
+def row_lock(engine: Engine, table: Table) -> Iterator[None]:
+    """A transaction holding the one row of `table` (FOR UPDATE): released by its commit, its rollback or
+    the death of its connection. A writer waiting over LOCK_WAIT_S is refused with a one-line message."""
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    with contextlib.suppress(IntegrityError), engine.begin() as conn:
+        if conn.execute(select(table.c.id)).first() is None:
+            conn.execute(table.insert().values(id=1))
+    with engine.connect() as conn, conn.begin():
+        conn.execute(text(f"SET LOCAL lock_timeout = '{LOCK_WAIT_S}s'"))
+        try:
+            conn.execute(select(table.c.id).where(table.c.id == 1).with_for_update())
+        except OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) != "55P03":  # lock_not_available
+                raise
+            raise UsageError(f"another member's write has held the ledger lock for over {LOCK_WAIT_S} s; "
+                             "try again") from None
+        yield
+
+
+def vacuum(engine: Engine, tables: tuple[str, ...]) -> None:
+    """VACUUM FULL the tables that exist. Run it with no transaction of this process open: a dead row an open
+    transaction may still see is copied into the new table, not dropped. The write-ahead log, replicas and
+    backups keep what they hold until they are recycled."""
+    from sqlalchemy import inspect
+
+    present = set(inspect(engine).get_table_names())
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for table in tables:
+            if table in present:
+                conn.execute(text(f"VACUUM FULL {table}"))
+
+
 class BlobRemote:
     """Blobs in an MLflow artifact repository, named ``ab/abcdef...`` by their sha256."""
 
@@ -44,11 +83,17 @@ class BlobRemote:
         self.uri = uri
         self.repo = get_artifact_repository(uri, tracking_uri=tracking_uri)
 
+    def _size(self, digest: str) -> int | None:
+        """The stored object's size; None when there is none."""
+        return next((f.file_size for f in self.repo.list_artifacts(digest[:2]) if f.path.endswith(digest)), None)
+
     def exists(self, digest: str) -> bool:
-        return any(f.path.endswith(digest) for f in self.repo.list_artifacts(digest[:2]))
+        return self._size(digest) is not None
 
     def push(self, path: Path, digest: str) -> None:
-        if not self.exists(digest):
+        """Upload the blob unless an object of its name and size is there (one of another size, cut short or
+        planted, is replaced; readers check every byte against the name anyway)."""
+        if self._size(digest) != path.stat().st_size:
             self.repo.log_artifact(str(path), digest[:2])
 
     def push_all(self, items: list[tuple[Path, str]], workers: int = 8) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,9 +81,15 @@ class Store:
         return config
 
     def tracking_uri(self, override: str | None = None) -> str:
-        """--tracking-uri, then MLFLOW_TRACKING_URI, then the store's own SQLite database."""
-        return (override or os.environ.get("MLFLOW_TRACKING_URI")
-                or self.config().get("tracking_uri") or f"sqlite:///{self.home / 'mlflow.db'}")
+        """--tracking-uri, then MLFLOW_TRACKING_URI, then the store's own SQLite database. A team store's
+        tracking server is its configuration's: another one named is refused (it would register versions
+        and move the alias where nobody else looks)."""
+        named = override or os.environ.get("MLFLOW_TRACKING_URI")
+        configured = self.config().get("tracking_uri")
+        if self.team and configured and named and named.rstrip("/") != configured.rstrip("/"):
+            raise UsageError(f"this team store's tracking server is {configured}, not {named} "
+                             "(--tracking-uri or MLFLOW_TRACKING_URI): unset it")
+        return named or configured or f"sqlite:///{self.home / 'mlflow.db'}"
 
     @property
     def ledger_url(self) -> str:
@@ -102,6 +109,9 @@ class Store:
         from governance.shared import BlobRemote
 
         uri = self.config().get("blobs")
+        if uri is None and self.team:
+            raise UsageError(f"{self.home / 'config.json'}: a store whose ledger is on a database server needs "
+                             "'blobs' (where every member reaches the weights): run 'weightgate init' for it")
         return BlobStore(self.blobs_dir, BlobRemote(uri, self.tracking_uri()) if uri else None)
 
     def shared_files(self) -> SharedFiles | None:
@@ -118,13 +128,26 @@ class Store:
         return self.config().get("model_name", DEFAULT_MODEL_NAME)
 
     def init(self, default_policy: Path, tracking_uri: str | None = None, ledger_url: str | None = None,
-             blobs: str | None = None, model_name: str = DEFAULT_MODEL_NAME) -> bool:
+             blobs: str | None = None, model_name: str = DEFAULT_MODEL_NAME,
+             root_fingerprint: str | None = None) -> bool:
         """Create the store; returns False when it already existed (nothing is overwritten). A team store
         (its ledger on a database server) keeps its blobs where every member reaches them: `blobs`, by
         default the tracking server's proxied artifacts."""
-        if self.initialized:
+        if self.initialized:  # nothing is changed: settings other than the store's are refused, not ignored
+            asked = {"tracking_uri": tracking_uri, "ledger_url": ledger_url, "blobs": blobs,
+                     "root_fingerprint": root_fingerprint,
+                     "model_name": model_name if model_name != DEFAULT_MODEL_NAME else None}
+            differ = sorted(k for k, v in asked.items() if v and self.config().get(k) != v)
+            if differ:
+                raise UsageError(f"{self.home} is already a store, with another {', '.join(differ)}: init never "
+                                 "changes a store (make a new home, or edit its config.json)")
             return False
         config = {"model_name": model_name}
+        if root_fingerprint is not None:  # what 'trust init' printed: a ledger under another root is refused
+            if not re.fullmatch(r"[0-9a-f]{64}", root_fingerprint.lower()):
+                raise UsageError(f"--root-fingerprint {root_fingerprint!r}: not a trust root fingerprint (64 hex "
+                                 "digits, as 'weightgate trust init' and 'trust show' print it)")
+            config["root_fingerprint"] = root_fingerprint.lower()
         if ledger_url and not ledger_url.startswith("sqlite"):
             from governance.shared import default_blobs_uri
 

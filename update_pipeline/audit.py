@@ -48,7 +48,8 @@ def verify_store(store: Store, deep: bool = False, tracking_uri: str | None = No
     entries = ledger.entries()
     if not entries:
         raise VerificationError("the ledger is empty: no trust root (run 'weightgate trust init')")
-    on_disk = [p for p in store.blobs_dir.rglob("*") if p.is_file() and not p.name.startswith(".tmp-")]
+    on_disk = [p for p in store.blobs_dir.rglob("*") if p.is_file()  # not a write or a download cut short
+               and not any(part.startswith(".") for part in p.relative_to(store.blobs_dir).parts)]
     digests = sha256_files(on_disk)
     corrupt = {p.name for p in on_disk if digests[p] != p.name}
     dead, removed = tombstones(entries), removed_proposals(entries)

@@ -53,6 +53,9 @@ def init(
              "[default with --ledger-url and a server: the server's proxied artifacts]")] = None,
     model_name: Annotated[str, typer.Option(help="The registered model in MLflow; every member of a team names "
                                             "the same one")] = "weightgate-model",
+    root_fingerprint: Annotated[str | None, typer.Option(
+        help="Pin the team's trust root (the fingerprint 'trust init' printed): a ledger under any other root "
+             "is refused")] = None,
 ) -> None:
     """Create the store (MLflow SQLite tracking store, keys, proposals, blobs, policy). With --ledger-url
     and --tracking-uri it is a member's home on a team's servers: 'weightgate doctor' says what it reaches."""
@@ -66,7 +69,8 @@ def init(
     if ledger_url:
         check_ledger_url(ledger_url)
     store = shared.store()
-    created = store.init(policy or policies.path("default"), tracking_uri, ledger_url, blobs, model_name)
+    created = store.init(policy or policies.path("default"), tracking_uri, ledger_url, blobs, model_name,
+                         root_fingerprint)
     typer.echo(f"{'created' if created else 'already present'}: weightgate store at {store.home}")
 
 

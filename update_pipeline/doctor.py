@@ -54,17 +54,22 @@ def check_ledger_url(url: str) -> None:
         raise UsageError(f"--ledger-url {_safe(url)}: cannot connect ({str(exc).splitlines()[0][:160]})") from None
 
 
-def _ledger(store: Store) -> Finding:
+def _ledger(store: Store) -> list[Finding]:
     from governance.errors import WeightgateError
-    from governance.ledger import Ledger
+    from governance.ledger import Ledger, pinned_anchor
 
     where = _safe(store.ledger_url)
     try:
         entries = Ledger.of(store).entries()
     except WeightgateError as exc:
-        return Finding("ledger", where, False, str(exc))
+        return [Finding("ledger", where, False, str(exc))]
     head = f"{len(entries)} entries, head {entries[-1].digest[:12]}" if entries else "empty"
-    return Finding("ledger", where, True, f"reachable, verifies: {head}")
+    found = [Finding("ledger", where, True, f"reachable, verifies: {head}")]
+    pin = pinned_anchor(store.config().get("root_fingerprint"))
+    if store.team and entries:  # unpinned, a member would trust whatever root the database's first row names
+        found.append(Finding("trust root", pin or "-", pin is not None, "pinned" if pin else
+                             "NOT pinned: init --root-fingerprint HEX (or WEIGHTGATE_ROOT_FINGERPRINT)"))
+    return found
 
 
 def _tracking(store: Store, override: str | None) -> Finding:
@@ -108,7 +113,7 @@ def diagnose(store: Store, tracking_uri: str | None = None) -> list[Finding]:
     store.config()
     ring = KeyRing(store.keys_dir)
     keys = ring.own or ring.dir
-    found = [_ledger(store), _tracking(store, tracking_uri)]
+    found = [*_ledger(store), _tracking(store, tracking_uri)]
     if store.config().get("blobs"):
         found.append(_remote_blobs(store))
     return found + [_writable("blobs" if not store.team else "blob cache", store.blobs_dir),

@@ -201,6 +201,7 @@ def _finish(store: Store, intent: Entry, signer: Signer, by: str, passphrase: st
         witnesses.append(store, ledger, entries, {"action": "forget_done", "version": champ, "champion": champ,
                                                   "forget": intent.seq, **done},
                          {f"forget-{intent.seq}": intent.digest}, [signer], tracking_uri)
+    ledger.compact("data_keys", "shared_files")  # the destroyed keys and removed files, out of dead rows
     p = intent.predicate
     return Unlearned(proposed, "exact", p["affected"], p["replayed"], p["removed"], tombstoned=p["tombstoned"])
 

@@ -4,10 +4,13 @@ an MLflow server. Each holds only its own key, its configuration and caches."""
 import hashlib
 import shutil
 
+import psycopg
 import pytest
 
 from governance.data import load_jsonl
+from governance.errors import VerificationError
 from governance.keys import KeyRing
+from governance.ledger import Ledger, versions
 from governance.store import Store
 from tests.conftest import PASSPHRASES
 from update_pipeline import refs, world
@@ -20,10 +23,10 @@ pytestmark = [pytest.mark.servers, pytest.mark.slow]
 ROLES = {"alice": "proposer", "bob": "approver", "carol": "approver", "olga": "operator"}
 
 
-def _home(path, ledger_url, tracking, model):
+def _home(path, ledger_url, tracking, model, root=None):
     s = Store.locate(path)
     s.init(world.policy(path.parent / f"{path.name}-policy.yaml"), tracking_uri=tracking, ledger_url=ledger_url,
-           model_name=model)
+           model_name=model, root_fingerprint=root)
     return s
 
 
@@ -54,7 +57,7 @@ def team(pg, mlflow_team, tmp_path, monkeypatch):
     pg.drop("team_flow")
 
 
-def test_propose_approve_promote_rollback_forget_verify_across_homes(team, base_model, full_candidate,
+def test_propose_approve_promote_rollback_forget_verify_across_homes(team, pg, base_model, full_candidate,
                                                                     update_data, tmp_path):
     homes, url, tracking = team
     alice, bob, carol, olga = (homes[n] for n in ROLES)
@@ -72,15 +75,24 @@ def test_propose_approve_promote_rollback_forget_verify_across_homes(team, base_
     Weightgate(olga).rollback(0, "olga", "back to the base")
     assert _sha(refs.resolve("ledger:champion", carol) / "model.safetensors") == _sha(base_model / "model.safetensors")
     victim = load_jsonl(update_data)[0]
+    ledger = Ledger.of(olga)
+    key = ledger.data_key(versions(ledger.entries())[1].predicate["data"]["key_id"])
     Weightgate(olga).forget(victim.id, None, by="olga")
+    assert ledger.data_key(versions(ledger.entries())[1].predicate["data"]["key_id"]) is None
+    with psycopg.connect(url.replace("postgresql+psycopg", "postgresql"), autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
+    tables = [f for f in (pg.root / "data" / "base").rglob("*") if f.is_file()]
+    assert not [f for f in tables if key in f.read_bytes()]  # no table file keeps the destroyed key's bytes
 
-    fresh = _home(tmp_path / "auditor", url, tracking, "team-flow")  # a fourth home, never used before
+    pinned = homes["dan"].config()["root_fingerprint"]  # what 'trust init' printed, handed to the auditor
+    fresh = _home(tmp_path / "auditor", url, tracking, "team-flow", pinned)  # a home never used before
     summary = verify_store(fresh)
+    with pytest.raises(VerificationError, match="fingerprint"):  # a home pinned to another root refuses this one
+        verify_store(_home(tmp_path / "elsewhere", url, tracking, "team-flow", "ab" * 32))
     assert summary["champion"] == Weightgate(olga).verify()["champion"]
     bundle = export(fresh, tmp_path / "bundle")
     from governance.audit_bundle import verify_bundle
-    from governance.ledger import Ledger
 
-    assert verify_bundle(bundle, root_fingerprint=Ledger.of(fresh).root().fingerprint)["entries"] == summary["entries"]
+    assert verify_bundle(bundle, root_fingerprint=pinned)["entries"] == summary["entries"]
     for home in homes.values():  # each home holds its own private key, and no other
         assert {p.stem for p in home.keys_dir.glob("*.key")} <= {home.home.name, "weightgate-gate"}

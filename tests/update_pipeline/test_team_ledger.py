@@ -82,6 +82,9 @@ def test_init_on_the_servers_and_doctor(pg, mlflow_team, tmp_path):
     assert r.returncode == 0, r.stderr
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     assert config["ledger_url"] == url and config["tracking_uri"] == mlflow_team
+    again = _cli(tmp_path / "m", "init", "--ledger-url", url, "--tracking-uri", "http://127.0.0.1:1")
+    assert again.returncode == 2 and "tracking_uri" in again.stderr  # never changes a store silently
+    assert json.loads((tmp_path / "m" / "config.json").read_text()) == config
     r = _cli(tmp_path / "m", "doctor")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "127.0.0.1" in r.stdout and mlflow_team in r.stdout and "FAIL" not in r.stdout
@@ -103,3 +106,48 @@ def test_init_refuses_a_team_store_with_nowhere_for_blobs(pg, tmp_path):
     assert r.returncode == 2 and "--blobs" in r.stderr and r.stderr.count("\n") == 1, r.stderr
     assert not (tmp_path / "m").exists()
     pg.drop("noblobs")
+
+
+def test_a_member_role_with_the_readme_grants_writes_but_cannot_rewrite(pg, tmp_path, monkeypatch):
+    """The README's roles: the ledger's tables owned by one role; members get INSERT, never UPDATE or DELETE,
+    on the entries. A member's ledger write works; rewriting history is refused by the server itself."""
+    import shutil
+
+    import psycopg
+
+    from governance.store import Store
+    from tests.conftest import PASSPHRASES, trusted_store
+    from update_pipeline import world
+
+    for name, secret in PASSPHRASES.items():
+        monkeypatch.setenv(f"WEIGHTGATE_PASSPHRASE_{name.upper()}", secret)
+    monkeypatch.delenv("WEIGHTGATE_LEDGER_URL", raising=False)
+    with psycopg.connect(f"host=127.0.0.1 port={pg.port} user=weightgate dbname=postgres", autocommit=True) as c:
+        for role in ("wg_owner", "wg_member"):
+            if not c.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
+                c.execute(f"CREATE ROLE {role} LOGIN")
+        c.execute("CREATE DATABASE team_roles OWNER wg_owner")
+    url = f"postgresql+psycopg://{{}}@127.0.0.1:{pg.port}/team_roles"
+    owner = Store.locate(tmp_path / "owner")
+    owner.init(world.policy(tmp_path / "policy.yaml"), ledger_url=url.format("wg_owner"),
+               blobs=(tmp_path / "blobs").as_uri())
+    trusted_store(owner)  # the admin's trust init, as the tables' owner
+    with psycopg.connect(f"host=127.0.0.1 port={pg.port} user=wg_owner dbname=team_roles", autocommit=True) as c:
+        c.execute("GRANT SELECT, INSERT ON ledger_entries TO wg_member")
+        c.execute("GRANT SELECT, UPDATE ON ledger_lock TO wg_member")
+        c.execute("GRANT SELECT, INSERT, UPDATE, DELETE ON shared_files, checkpoints, data_keys TO wg_member")
+    member = tmp_path / "member"
+    shutil.copytree(owner.home, member)
+    config = json.loads((member / "config.json").read_text())
+    config["ledger_url"] = url.format("wg_member")
+    (member / "config.json").write_text(json.dumps(config))
+    before = verify_store(Store.locate(member))["entries"]
+    r = _cli(member, "policy", "apply", str(owner.policy_path), "--by", "dan")
+    assert r.returncode == 0, r.stderr
+    assert verify_store(Store.locate(member))["entries"] == before + 1
+    with psycopg.connect(f"host=127.0.0.1 port={pg.port} user=wg_member dbname=team_roles") as c:
+        for sql in ("DELETE FROM ledger_entries", "UPDATE ledger_entries SET seq = seq", "DROP TABLE ledger_entries"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                c.execute(sql)
+            c.rollback()
+    pg.drop("team_roles")
