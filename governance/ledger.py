@@ -149,7 +149,10 @@ class Ledger:
             with self.engine.connect() as conn:
                 raw = [tuple(r) for r in conn.execute(select(entries_table).order_by(entries_table.c.seq))]
         except SQLAlchemyError as exc:
-            raise VerificationError(f"ledger database {self.url}: unreadable ({str(exc).splitlines()[0]})") from None
+            from sqlalchemy.engine import make_url
+
+            where = make_url(self.url).render_as_string(hide_password=True)
+            raise VerificationError(f"ledger database {where}: unreadable ({str(exc).splitlines()[0]})") from None
         for i, (seq, digest, envelope) in enumerate(raw, start=1):
             if not isinstance(seq, int) or not isinstance(digest, str) or not isinstance(envelope, bytes):
                 raise VerificationError(f"ledger entry {i}: a column holds the wrong type")

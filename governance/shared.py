@@ -148,13 +148,26 @@ def _sha(path: Path) -> str:
     return _hashed[key]
 
 
+@contextlib.contextmanager
+def _reached() -> Iterator[None]:
+    """A database that does not answer is one line (exit 2), not a traceback."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    try:
+        yield
+    except (OperationalError, InterfaceError) as exc:
+        raise UsageError(f"the team's database does not answer ({str(exc.orig or exc).splitlines()[0][:160]})") \
+            from None
+
+
 class SharedFiles:
     """The proposal files of a team store, in the ledger database; `root` is the member's cache of them."""
 
     def __init__(self, engine: Engine, root: Path) -> None:
         self.engine = engine
         self.root = root  # the store's home: rows are named relative to it
-        _meta.create_all(engine)
+        with _reached():
+            _meta.create_all(engine)
 
     def _rel(self, path: Path) -> str:
         rel = path.resolve().relative_to(self.root.resolve()).as_posix()
@@ -169,7 +182,7 @@ class SharedFiles:
 
         rows = [(self._rel(p), data) for p, data in files]
         try:
-            with self.engine.begin() as conn:
+            with _reached(), self.engine.begin() as conn:
                 for rel, data in rows:
                     if not new:
                         conn.execute(delete(files_table).where(files_table.c.path == rel))
@@ -183,7 +196,7 @@ class SharedFiles:
         from sqlalchemy.exc import IntegrityError
 
         try:
-            with self.engine.begin() as conn:
+            with _reached(), self.engine.begin() as conn:
                 conn.execute(files_table.insert().values(path=self._rel(path), sha256=hashlib.sha256(data).hexdigest(),
                                                          content=data))
         except IntegrityError:
@@ -193,12 +206,12 @@ class SharedFiles:
     def remove(self, folder: Path) -> None:
         """Remove every row under a folder (a proposal a forget removes)."""
         prefix = self._rel(folder).rstrip("/") + "/"
-        with self.engine.begin() as conn:
+        with _reached(), self.engine.begin() as conn:
             conn.execute(delete(files_table).where(files_table.c.path.startswith(prefix, autoescape=True)))
 
     def pull(self) -> None:
         """Bring the cache in line with the rows: fetch what is new or changed, drop what is gone."""
-        with self.engine.connect() as conn:
+        with _reached(), self.engine.connect() as conn:
             want = dict(conn.execute(select(files_table.c.path, files_table.c.sha256)).all())
         folder = self.root / "proposals"
         have = {p.relative_to(self.root).as_posix(): p for p in folder.rglob("*")
@@ -208,7 +221,7 @@ class SharedFiles:
                 p.unlink()
         fetch = [rel for rel, sha in want.items() if rel not in have or _sha(have[rel]) != sha]
         for rel in fetch:
-            with self.engine.connect() as conn:
+            with _reached(), self.engine.connect() as conn:
                 data = conn.execute(select(files_table.c.content).where(files_table.c.path == rel)).scalar_one()
             dest = (self.root / rel).resolve()
             if folder.resolve() not in dest.parents:

@@ -91,6 +91,8 @@ def test_init_on_the_servers_and_doctor(pg, mlflow_team, tmp_path):
     pg.drop("doctor")
     r = _cli(tmp_path / "m", "doctor")
     assert r.returncode == 1 and "FAIL" in r.stdout and "ledger" in r.stdout
+    r = _cli(tmp_path / "m", "ledger", "verify")  # the database is gone: one line, no traceback
+    assert r.returncode in (1, 2) and r.stderr.count("\n") == 1 and "internal error" not in r.stderr, r.stderr
 
 
 @pytest.mark.parametrize("url", ["postgresql+psycopg://nobody@127.0.0.1:1/none", "mysql://u@127.0.0.1/db", "nonsense"])
