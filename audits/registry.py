@@ -36,7 +36,10 @@ def build_gates(policy: Policy, where: str = "policy") -> list[Gate]:
     """One configured gate per gate the policy requires, in policy order."""
     gates = []
     for name, options in policy.gates.items():
-        cls = gate_class(name)
+        try:
+            cls = gate_class(name)
+        except PolicyError as exc:
+            raise PolicyError(f"{where}: gates.{name}: {exc}") from None
         if name == "regression" and policy.suite_files:  # suites as resolved from the policy file's folder
             options = {**options, "suites": [policy.suite_files.get(s, s) for s in options.get("suites", ["world"])]}
         try:

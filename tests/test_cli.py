@@ -84,7 +84,7 @@ def test_cli_flow_and_exit_codes(tmp_path, base_model, full_candidate, update_da
     broken.write_text("version: 1\nname: x\nallowed_update_kinds: [full]\napprovals: {required: 1}\n"
                       "gates: {made_up: {}}\n")
     r = wg("check", pid, "--policy", str(broken), home=home)
-    assert r.returncode == 2 and "unknown gate 'made_up'" in r.stderr
+    assert r.returncode == 2 and "unknown gate 'made_up'" in r.stderr and str(broken) in r.stderr, r.stderr
 
 
 def test_store_required(tmp_path):

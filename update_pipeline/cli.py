@@ -41,16 +41,16 @@ def _root(
 
 @app.command()
 def init(
-    policy: Annotated[Path | None, typer.Option(help="The store's first policy [default: the shipped default]; "
+    policy: Annotated[Path | None, typer.Option(help="The store's first policy (default: the shipped default); "
                                                 "it is in force once 'trust init' records it.")] = None,
     ledger_url: Annotated[str | None, typer.Option(
-        help="The ledger's database: postgresql+psycopg://USER@HOST:PORT/DB for a team [default: SQLite in "
-             "the store]")] = None,
+        help="The ledger's database: postgresql+psycopg://USER@HOST:PORT/DB for a team (default: SQLite in "
+             "the store)")] = None,
     tracking_uri: Annotated[str | None, typer.Option(
-        help="The team's MLflow tracking server, http://HOST:PORT [default: SQLite in the store]")] = None,
+        help="The team's MLflow tracking server, http://HOST:PORT (default: SQLite in the store)")] = None,
     blobs: Annotated[str | None, typer.Option(
         help="Where the team's weights live: an MLflow artifact URI (s3://, gs://, file:// on a shared disk) "
-             "[default with --ledger-url and a server: the server's proxied artifacts]")] = None,
+             "(default with --ledger-url and a server: the server's proxied artifacts)")] = None,
     model_name: Annotated[str, typer.Option(help="The registered model in MLflow; every member of a team names "
                                             "the same one")] = "weightgate-model",
     root_fingerprint: Annotated[str | None, typer.Option(
@@ -136,10 +136,10 @@ def train(
     holdout: Annotated[float, typer.Option(min=0.0, max=0.5, help="Share of records held out as the "
                                            "update's probe set (checked for forgetting later).")] = 0.1,
     lora_targets: Annotated[str | None, typer.Option(help="Comma-separated module names for LoRA, or all-linear "
-                                                     "[default: the policy's training.lora_targets, else PEFT's "
-                                                     "default for the architecture].")] = None,
-    device: Annotated[str | None, typer.Option(help=shared.DEVICE_HELP + " [default: the policy's "
-                                               "training.device]")] = None,
+                                                     "(default: the policy's training.lora_targets, else PEFT's "
+                                                     "default for the architecture).")] = None,
+    device: Annotated[str | None, typer.Option(help=shared.DEVICE_HELP + " (default: the policy's "
+                                               "training.device)")] = None,
 ) -> None:
     """Fine-tune REF on the data (deterministic) and write safetensors to OUT, in the model's own dtype.
 
@@ -194,7 +194,7 @@ def propose(
 @app.command()
 def check(
     proposal: str,
-    policy: Annotated[Path | None, typer.Option(help="Policy file [default: the store's policy.yaml].")] = None,
+    policy: Annotated[Path | None, typer.Option(help="Policy file (default: the store's policy.yaml).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the signed report's content.")] = False,
     junit: Annotated[Path | None, typer.Option(help="Write JUnit XML here.")] = None,
     sarif: Annotated[Path | None, typer.Option(help="Write SARIF 2.1.0 here.")] = None,
@@ -223,7 +223,7 @@ def check(
 
 @app.command()
 def demo(
-    home: Annotated[Path | None, typer.Option(help="Store for the demo [default: the store].")] = None,
+    home: Annotated[Path | None, typer.Option(help="Store for the demo (default: the store).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object at the end.")] = False,
 ) -> None:
     """Build the world model, propose four updates (clean, pii, backdoor, forgetting) and check them."""

@@ -13,7 +13,7 @@ from update_pipeline import _cli_shared as shared
 pii_app = typer.Typer(no_args_is_help=True, help="Find or scrub personal data in update data (Presidio).")
 poison_app = typer.Typer(no_args_is_help=True, help="Find backdoor triggers in update data.")
 PolicyOpt = Annotated[Path | None, typer.Option("--policy", help="Policy whose pii options to use "
-                                                "[default: the store's, else the shipped default].")]
+                                                "(default: the store's, else the shipped default).")]
 
 
 def policy_of(policy: Path | None):  # noqa: ANN201
@@ -148,10 +148,10 @@ def eval_command(
     against: Annotated[str | None, typer.Option(help="REF to compare with (its base): paired statistics, "
                                                      "exit 1 when a metric regresses.")] = None,
     suite: Annotated[list[str] | None, typer.Option("--suite", help="Suite name under policies/suites/ or a "
-                                                    "path; repeat for several [default: the policy's].")] = None,
+                                                    "path; repeat for several (default: the policy's).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     policy: Annotated[Path | None, typer.Option("--policy", help="Policy whose regression thresholds to use "
-                                                "[default: the store's, else the shipped default].")] = None,
+                                                "(default: the store's, else the shipped default).")] = None,
 ) -> None:
     """Score a model on regression suites; with --against, compare it with another case by case."""
     from update_pipeline.evaluate import evaluate, render

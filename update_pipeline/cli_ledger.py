@@ -23,7 +23,7 @@ BY = typer.Option(help="Key that signs (repeat --by for each signer a threshold 
 
 
 REPORT = typer.Option(help="Digest (or prefix) of the report you read; refused if a newer one exists "
-                      "[default: the newest, printed].")
+                      "(default: the newest, printed).")
 
 
 def _newest(proposal: str) -> str:
@@ -101,7 +101,7 @@ def revert(
     by: Annotated[str, typer.Option(help="Approver or operator key that signs the revert request.")],
     exact: Annotated[bool, typer.Option("--exact/--approximate",
                                         help="Replay later updates without it, or subtract its delta.")] = True,
-    proposer: Annotated[str | None, typer.Option(help="Proposer key for the resulting proposal [default: --by].")
+    proposer: Annotated[str | None, typer.Option(help="Proposer key for the resulting proposal (default: --by).")
                         ] = None,
 ) -> None:
     """Unlearn one update: a signed revert request in the ledger, then a proposal of the champion without
@@ -117,7 +117,7 @@ def forget(
     by: Annotated[str, typer.Option(help="Approver or operator key that signs the forget entry.")],
     record_id: Annotated[str | None, typer.Option(help="The record's id.")] = None,
     text: Annotated[str | None, typer.Option(help="Forget every record containing this text.")] = None,
-    proposer: Annotated[str | None, typer.Option(help="Proposer key for the replay proposal [default: --by].")] = None,
+    proposer: Annotated[str | None, typer.Option(help="Proposer key for the replay proposal (default: --by).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Only finish an interrupted forget.")] = False,
     replay: Annotated[bool, typer.Option("--replay/--no-replay", help="Propose the exact replay without the "
                                          "records (--no-replay: only tombstone the versions trained on them).")
@@ -168,7 +168,7 @@ def ledger_verify(
     deep: Annotated[bool, typer.Option("--deep", help="Also restore every version and hash its files, and check "
                                        "what each entry refers to.")] = False,
     root_fingerprint: Annotated[str | None, typer.Option(
-        envvar="WEIGHTGATE_ROOT_FINGERPRINT", help="Pinned root fingerprint [default: the store's record]")] = None,
+        envvar="WEIGHTGATE_ROOT_FINGERPRINT", help="Pinned root fingerprint (default: the store's record)")] = None,
 ) -> None:
     """Walk the chain against its trust roots, every signature, every blob and the witnesses; exit 1 naming the
     first problem."""

@@ -76,7 +76,7 @@ def trust_add_key(
     by: Annotated[list[str], ADMINS],
     keyid: Annotated[str | None, KEYID] = None,
     public_key: Annotated[Path | None, typer.Option(help="The key's public record (NAME.json from 'keys create' "
-                                                    "on its owner's machine) [default: the keyring's].")] = None,
+                                                    "on its owner's machine) (default: the keyring's).")] = None,
 ) -> None:
     """List a key in a new root version with a role; --keyid confirms it is the key its owner made."""
     _print_root(shared.service().trust_add_key(name, role, by, public_key, keyid))

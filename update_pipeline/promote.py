@@ -78,9 +78,14 @@ def decide(store: Store, ref: str, signer: Signer, decision: decisions.Decision,
            report_digest: str | None = None) -> decisions.ApprovalStatus:
     """Sign an approval or rejection of the report the approver read (`report_digest`, a prefix will do),
     which must still be the proposal's newest; without it, of the newest."""
-    _, _, root, proposals = trusted(store)
+    _, entries, root, proposals = trusted(store)
     proposal = proposals.load(ref)
     envelope, report = _report(proposals, proposal)
+    in_force = policy_in_force(entries)
+    if decision == "approve" and (in_force is None or report["policy"]["digest"] != in_force["digest"]):
+        raise CheckFailed(f"proposal {proposal.id} was checked under another policy than the one in force "
+                          f"({in_force['name'] if in_force else 'none'}): it could never be promoted; run "
+                          f"'weightgate check {proposal.id}' without --policy, then approve")
     if report_digest is not None and len(report_digest) < 8:
         raise UsageError("give at least 8 hex digits of the report's digest")
     if report_digest is not None and not sha256_hex(envelope).startswith(report_digest.lower()):

@@ -60,7 +60,8 @@ def test_editing_a_suite_after_the_check_stops_the_promotion(store, base_model, 
     assert first["policy"]["suites"] != second["policy"]["suites"]
     assert first["policy"]["file"] == second["policy"]["file"]
     assert second["verdict"] == "pass", second["failed_gates"]
-    Weightgate(store).approve(pid, "bob")
+    with pytest.raises(CheckFailed, match="checked under another policy"):  # said when approving, not later
+        Weightgate(store).approve(pid, "bob")
     with pytest.raises(CheckFailed, match="checked under another policy"):
         Weightgate(store).promote(pid, "bob")
 
