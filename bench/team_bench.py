@@ -117,8 +117,10 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=256)
     ap.add_argument("--layers", type=int, default=6)
     ap.add_argument("--vocab", type=int, default=8192)
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=9)
     args = ap.parse_args()
+
+    import logging
 
     from bench.ledger_bench import fresh_store
     from governance.data import load_jsonl, write_jsonl
@@ -127,6 +129,7 @@ def main() -> None:
     from update_pipeline.architectures import build
     from update_pipeline.train import train_update
 
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # no "View run" line per run
     count_uploads()
     with tempfile.TemporaryDirectory(prefix="weightgate-team-") as tmp, postgres() as pg, \
             mlflow_server(pg.create("mlflow"), Path(tmp) / "artifacts") as tracking:
