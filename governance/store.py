@@ -133,21 +133,27 @@ class Store:
         """Create the store; returns False when it already existed (nothing is overwritten). A team store
         (its ledger on a database server) keeps its blobs where every member reaches them: `blobs`, by
         default the tracking server's proxied artifacts."""
-        if self.initialized:  # nothing is changed: settings other than the store's are refused, not ignored
-            asked = {"tracking_uri": tracking_uri, "ledger_url": ledger_url, "blobs": blobs,
-                     "root_fingerprint": root_fingerprint,
-                     "model_name": model_name if model_name != DEFAULT_MODEL_NAME else None}
-            differ = sorted(k for k, v in asked.items() if v and self.config().get(k) != v)
-            if differ:
-                raise UsageError(f"{self.home} is already a store, with another {', '.join(differ)}: init never "
-                                 "changes a store (make a new home, or edit its config.json)")
-            return False
-        config = {"model_name": model_name}
         if root_fingerprint is not None:  # what 'trust init' printed: a ledger under another root is refused
             if not re.fullmatch(r"[0-9a-f]{64}", root_fingerprint.lower()):
                 raise UsageError(f"--root-fingerprint {root_fingerprint!r}: not a trust root fingerprint (64 hex "
                                  "digits, as 'weightgate trust init' and 'trust show' print it)")
-            config["root_fingerprint"] = root_fingerprint.lower()
+            root_fingerprint = root_fingerprint.lower()
+        if self.initialized:  # settings other than the store's are refused, not ignored; a first pin is added
+            asked = {"tracking_uri": tracking_uri, "ledger_url": ledger_url, "blobs": blobs,
+                     "root_fingerprint": root_fingerprint,
+                     "model_name": model_name if model_name != DEFAULT_MODEL_NAME else None}
+            config = self.config()
+            differ = sorted(k for k, v in asked.items() if v and config.get(k) != v
+                            and not (k == "root_fingerprint" and k not in config))
+            if differ:
+                raise UsageError(f"{self.home} is already a store, with another {', '.join(differ)}: init never "
+                                 "changes a store (make a new home, or edit its config.json)")
+            if root_fingerprint and "root_fingerprint" not in config:  # pinning once the admins have a root
+                self._write_config({**config, "root_fingerprint": root_fingerprint})
+            return False
+        config = {"model_name": model_name}
+        if root_fingerprint is not None:
+            config["root_fingerprint"] = root_fingerprint
         if ledger_url and not ledger_url.startswith("sqlite"):
             from governance.shared import default_blobs_uri
 
@@ -165,7 +171,10 @@ class Store:
             config["ledger_url"] = ledger_url
         if blobs:
             config["blobs"] = blobs
+        self._write_config(config)
+        return True
+
+    def _write_config(self, config: dict[str, str]) -> None:
         tmp = self.home / "config.json.tmp"
         tmp.write_text(json.dumps(config, indent=2) + "\n")
         tmp.replace(self.home / "config.json")
-        return True

@@ -77,6 +77,11 @@ def _cli(home, *args):
 
 
 def test_init_on_the_servers_and_doctor(pg, mlflow_team, tmp_path):
+    from pathlib import Path
+
+    from governance.errors import UsageError
+    from governance.store import Store
+
     url = pg.create("doctor")
     r = _cli(tmp_path / "m", "init", "--ledger-url", url, "--tracking-uri", mlflow_team)
     assert r.returncode == 0, r.stderr
@@ -85,6 +90,11 @@ def test_init_on_the_servers_and_doctor(pg, mlflow_team, tmp_path):
     again = _cli(tmp_path / "m", "init", "--ledger-url", url, "--tracking-uri", "http://127.0.0.1:1")
     assert again.returncode == 2 and "tracking_uri" in again.stderr  # never changes a store silently
     assert json.loads((tmp_path / "m" / "config.json").read_text()) == config
+    member, policy = Store.locate(tmp_path / "m"), Path("unused.yaml")
+    assert member.init(policy, root_fingerprint="AB" * 32) is False  # a first pin, once the admins have a root
+    assert member.config()["root_fingerprint"] == "ab" * 32
+    with pytest.raises(UsageError, match="root_fingerprint"):  # a pin is never changed by init
+        member.init(policy, root_fingerprint="cd" * 32)
     r = _cli(tmp_path / "m", "doctor")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "127.0.0.1" in r.stdout and mlflow_team in r.stdout and "FAIL" not in r.stdout
