@@ -149,7 +149,7 @@ class Store:
                 raise UsageError(f"{self.home} is already a store, with another {', '.join(differ)}: init never "
                                  "changes a store (make a new home, or edit its config.json)")
             if root_fingerprint and "root_fingerprint" not in config:  # pinning once the admins have a root
-                self._write_config({**config, "root_fingerprint": root_fingerprint})
+                self.write_config({**config, "root_fingerprint": root_fingerprint})
             return False
         config = {"model_name": model_name}
         if root_fingerprint is not None:
@@ -171,10 +171,11 @@ class Store:
             config["ledger_url"] = ledger_url
         if blobs:
             config["blobs"] = blobs
-        self._write_config(config)
+        self.write_config(config)
         return True
 
-    def _write_config(self, config: dict[str, str]) -> None:
+    def write_config(self, config: dict[str, str]) -> None:
+        """Replace config.json whole (a kill leaves the old file or the new one)."""
         tmp = self.home / "config.json.tmp"
         tmp.write_text(json.dumps(config, indent=2) + "\n")
         tmp.replace(self.home / "config.json")

@@ -7,7 +7,6 @@ should also pin it outside the store (WEIGHTGATE_ROOT_FINGERPRINT, an auditor's 
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -71,11 +70,7 @@ def init(store: Store, admins: list[Signer], extra: list[tuple[str, str]], thres
             raise UsageError(f"cannot make the trust root: {exc}") from None
         Root(doc).allow("root", admins)
         entries.append(_append_root(store, ledger, entries, doc, admins, tracking_uri))
-        config = store.config()
-        config["root_fingerprint"] = Root(doc).fingerprint
-        tmp = store.home / "config.json.tmp"
-        tmp.write_text(json.dumps(config, indent=2) + "\n")
-        tmp.replace(store.home / "config.json")
+        store.write_config({**store.config(), "root_fingerprint": Root(doc).fingerprint})
         _policy_entry(store, ledger, entries, store.policy_path, admins, tracking_uri)
     return Root(doc)
 

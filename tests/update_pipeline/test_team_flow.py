@@ -1,7 +1,6 @@
 """A team on real servers: member homes on different (simulated) machines share nothing but PostgreSQL and
 an MLflow server. Each holds only its own key, its configuration and caches."""
 
-import hashlib
 import shutil
 
 import psycopg
@@ -13,6 +12,7 @@ from governance.keys import KeyRing
 from governance.ledger import Ledger, versions
 from governance.store import Store
 from tests.conftest import PASSPHRASES
+from tests.update_pipeline.test_ledger_flow import sha
 from update_pipeline import refs, world
 from update_pipeline.audit import export, verify_store
 from update_pipeline.check import check
@@ -28,10 +28,6 @@ def _home(path, ledger_url, tracking, model, root=None):
     s.init(world.policy(path.parent / f"{path.name}-policy.yaml"), tracking_uri=tracking, ledger_url=ledger_url,
            model_name=model, root_fingerprint=root)
     return s
-
-
-def _sha(path):
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.fixture
@@ -68,12 +64,12 @@ def test_propose_approve_promote_rollback_forget_verify_across_homes(team, pg, b
     assert Weightgate(carol).approve(p.id, "carol", "ok").missing == 0
     done = Weightgate(olga).promote(p.id, "olga")
     assert done.version == 1
-    want = _sha(full_candidate / "model.safetensors")
-    assert _sha(refs.resolve("ledger:champion", bob) / "model.safetensors") == want  # rebuilt from the servers
+    want = sha(full_candidate / "model.safetensors")
+    assert sha(refs.resolve("ledger:champion", bob) / "model.safetensors") == want  # rebuilt from the servers
     for cache in (olga.blobs_dir.parent, olga.cache_dir, olga.proposals_dir):  # caches are safe to lose
         shutil.rmtree(cache)
     Weightgate(olga).rollback(0, "olga", "back to the base")
-    assert _sha(refs.resolve("ledger:champion", carol) / "model.safetensors") == _sha(base_model / "model.safetensors")
+    assert sha(refs.resolve("ledger:champion", carol) / "model.safetensors") == sha(base_model / "model.safetensors")
     victim = load_jsonl(update_data)[0]
     ledger = Ledger.of(olga)
     key = ledger.data_key(versions(ledger.entries())[1].predicate["data"]["key_id"])
