@@ -152,20 +152,23 @@ def check(
     policy: Annotated[Path | None, typer.Option(help="Policy file (default: the store's policy.yaml).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the signed report's content.")] = False,
     junit: Annotated[Path | None, typer.Option(help="Write JUnit XML here.")] = None,
-    sarif: Annotated[Path | None, typer.Option(help="Write SARIF 2.1.0 here.")] = None,
+    sarif: Annotated[Path | None, typer.Option(help="Write SARIF 2.1.0 here (for code scanning): data findings "
+                                              "point at the --data file propose was given, at the record's "
+                                              "line; model-level ones at the policy or suite file.")] = None,
     device: Annotated[str, typer.Option(help=shared.DEVICE_HELP)] = "auto",
 ) -> None:
     """Run the gates the policy requires; exit 1 if any fails."""
     from update_pipeline.check import check as do_check
-    from update_pipeline.report_formats import junit_xml, write_sarif
+    from update_pipeline.report_formats import junit_xml, sources, write_sarif
 
     shared.use_device(device)
-    checked = do_check(shared.store(), proposal, policy, shared.tracking_uri())  # type: ignore[arg-type]
+    store = shared.store()
+    checked = do_check(store, proposal, policy, shared.tracking_uri())  # type: ignore[arg-type]
     report = checked.report
     if junit:
         junit.write_bytes(junit_xml(report))
     if sarif:
-        write_sarif(report, checked.data_path, sarif)
+        write_sarif(report, sources(report, checked.envelope, checked.data_path, policy or store.policy_path), sarif)
     if as_json:
         shared.emit(report)
     else:

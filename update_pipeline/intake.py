@@ -6,6 +6,7 @@ the store exactly as it was.
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -40,6 +41,16 @@ def _files(folder: Path, limits: Limits) -> tuple[dict[str, Path], dict[str, Pat
     files = {p.relative_to(folder).as_posix(): p for p in model_files(folder, limits.max_side_file_mb << 20)}
     weights = {n: p for n, p in files.items() if n.endswith(WEIGHT_SUFFIX)}
     return weights, {n: p for n, p in files.items() if n not in weights}
+
+
+def data_source(data: Path) -> str:
+    """The data file as the proposer named it, for reports that point at its lines (SARIF): relative to the
+    current directory when it lies under it (CI runs from the repository root), else absolute."""
+    full = Path(os.path.abspath(data))
+    try:
+        return full.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return full.as_posix()
 
 
 def build_manifest(base_ref: str, base_dir: Path, candidate: Path, data: Path, proposer: str, note: str,
@@ -82,7 +93,8 @@ def build_manifest(base_ref: str, base_dir: Path, candidate: Path, data: Path, p
                       "files": {n: digests[p] for n, p in cand_w.items()},
                       "config_files": {n: digests[p] for n, p in cand_c.items()}},
         "data": {"mac": keyed(keys["file"], data.read_bytes()), "records": len(records),
-                 "merkle_root": merkle_root(macs), "record_macs": macs},
+                 "merkle_root": merkle_root(macs), "record_macs": macs,
+                 **({} if origin is not None else {"source": data_source(data)})},
         "delta": {"tensors": stats, "changed_tensors": sum(1 for s in stats.values() if s["l2"] > 0),
                   "total_l2": sum(s["l2"] ** 2 for s in stats.values()) ** 0.5},
     }

@@ -16,7 +16,7 @@ from governance.signing import verify_envelope
 from tests.conftest import write_jsonl
 from update_pipeline.check import check
 from update_pipeline.intake import propose
-from update_pipeline.report_formats import junit_xml, sarif
+from update_pipeline.report_formats import junit_xml, sarif, sources
 from update_pipeline.service import Weightgate
 
 
@@ -123,12 +123,16 @@ def test_flooded_and_duplicated_data_fails_with_junit_and_sarif(store, base_mode
     assert cases["data_validation"].find("failure") is not None and cases["update_kind"].find("failure") is None
     assert suite.get("failures") == "1"
 
-    doc = json.loads(json.dumps(sarif(report, checked.data_path)))
+    doc = json.loads(json.dumps(sarif(report, sources(report, checked.envelope, checked.data_path,
+                                                      store.policy_path))))
     assert doc["version"] == "2.1.0"
     results = doc["runs"][0]["results"]
     assert len(results) == sum(len(g["findings"]) for g in report["gates"])
-    lines = {r["locations"][0]["physicalLocation"]["region"]["startLine"] for r in results}
-    assert 33 in lines  # the blank record's line
+    data_results = [r["locations"][0]["physicalLocation"] for r in results if r["ruleId"] == "data_validation"]
+    assert 33 in {loc["region"]["startLine"] for loc in data_results}  # the blank record's line
+    # the file the proposer named (outside the current directory: an absolute URI), not the store's copy
+    assert {loc["artifactLocation"]["uri"] for loc in data_results} == {data.as_uri()}
+    assert {r["level"] for r in results if r["ruleId"] == "data_validation"} <= {"error", "warning"}
 
 
 def test_erroring_gate_fails_closed(store, base_model, full_candidate, update_data, monkeypatch):
