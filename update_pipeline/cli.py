@@ -155,7 +155,8 @@ def check(
     sarif: Annotated[Path | None, typer.Option(help="Write SARIF 2.1.0 here (for code scanning): data findings "
                                               "point at the --data file propose was given, at the record's "
                                               "line; model-level ones at the policy or suite file.")] = None,
-    device: Annotated[str, typer.Option(help=shared.DEVICE_HELP)] = "auto",
+    device: Annotated[str, typer.Option(show_default=False, help=f"{shared.DEVICE_HELP[:-1]} (default: auto).")
+                      ] = "auto",
 ) -> None:
     """Run the gates the policy requires; exit 1 if any fails."""
     from update_pipeline.check import check as do_check
