@@ -40,6 +40,10 @@ class Training(BaseModel):
     lora_targets: list[str] | None = Field(None, description="module names LoRA adapts; null: PEFT's default "
                                            "for the architecture (every linear layer when PEFT has none)")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: a GPU when there is one")
+    lr: float | None = Field(None, gt=0, description="learning rate; null: 3e-4 for full weights, 1e-3 for LoRA")
+    batch_size: int = Field(8, ge=1, description="records per optimizer step")
+    max_len: int | None = Field(None, ge=1, description="tokens a record is cut to; null: the model's context, "
+                                "at most 256")
 
 
 class Storage(BaseModel):
@@ -48,6 +52,9 @@ class Storage(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     registry_versions: int = Field(2, ge=1, description="MLflow holds the files of the champion and this many "
                                    "newest versions; older ones are rebuilt from the ledger when needed")
+    cache_mb: int = Field(10240, ge=0, description="cache/ (restored versions, downloaded registry models, "
+                          "suite scores) kept under this size, least recently used removed first; files MLflow "
+                          "serves as hard links and the champion's restore are never removed for it")
 
 
 class Policy(BaseModel):

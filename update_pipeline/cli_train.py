@@ -16,8 +16,18 @@ def train(
     data: Annotated[Path, typer.Option(help="Update data (JSONL).")],
     out: Annotated[Path, typer.Option(help="Folder for the update.")],
     lora: Annotated[bool, typer.Option(help="Train a LoRA adapter instead of full weights.")] = False,
-    epochs: Annotated[int, typer.Option(min=1)] = 3,
-    seed: Annotated[int, typer.Option()] = 0,
+    epochs: Annotated[int, typer.Option(min=1, show_default=False, help="Passes over the data (default: 1).")] = 1,
+    seed: Annotated[int, typer.Option(show_default=False, help="Seed of the shuffling and the initial LoRA "
+                                      "factors (default: 0).")] = 0,
+    lr: Annotated[float | None, typer.Option(help="Learning rate (default: the policy's training.lr, else 3e-4, "
+                                             "1e-3 with --lora).")] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="Records per optimizer step (default: the policy's "
+                                                   "training.batch_size, 8).")] = None,
+    max_len: Annotated[int | None, typer.Option(min=1, help="Tokens a record is cut to (default: the policy's "
+                                                "training.max_len, else the model's context, at most 256).")] = None,
+    progress_every: Annotated[int, typer.Option(min=0, show_default=False, help="When stderr is not a terminal "
+                                                "(a CI log), print a progress line every N steps (default: 0, "
+                                                "about 20 lines a run); a terminal shows a bar.")] = 0,
     holdout: Annotated[float, typer.Option(min=0.0, max=0.5, help="Share of records held out as the "
                                            "update's probe set (checked for forgetting later).")] = 0.1,
     lora_targets: Annotated[str | None, typer.Option(help="Comma-separated module names for LoRA, or all-linear "
@@ -28,8 +38,9 @@ def train(
 ) -> None:
     """Fine-tune REF on the data (deterministic) and write safetensors to OUT, in the model's own dtype.
 
-    The data is scrubbed of personal data first unless the policy's pii gate says
-    scrub_before_training: false; the scrubbed file is written next to OUT."""
+    Its recipe (every setting below) is written with it, so the ledger can replay the run exactly. The data
+    is scrubbed of personal data first unless the policy's pii gate says scrub_before_training: false; the
+    scrubbed file is written next to OUT."""
     from governance.data import load_jsonl
     from update_pipeline import refs
     from update_pipeline.train import train_update
@@ -50,7 +61,9 @@ def train(
     shared.use_device(device or training.device)
     targets = [t.strip() for t in lora_targets.split(",") if t.strip()] if lora_targets else training.lora_targets
     recipe = train_update(base_dir, base, records, out, lora=lora, epochs=epochs, seed=seed, holdout=holdout,
-                          targets=targets)
+                          targets=targets, lr=lr if lr is not None else training.lr,
+                          batch_size=batch_size or training.batch_size, max_len=max_len or training.max_len,
+                          progress_every=progress_every)
     typer.echo(f"wrote {'LoRA adapter' if lora else 'model'} to {out} (final loss {recipe['final_loss']:.3f}; "
                f"{recipe['probe_records']} records held out as its probe set)")
 

@@ -83,6 +83,15 @@ def steps_of(entries: list[Entry], replay: list[int]) -> list[dict[str, Any]]:
     return steps
 
 
+def train_step(step: dict[str, Any], base: Path, records: list[DataRecord], out: Path, name: str) -> None:
+    """One recorded recipe re-run as it ran; a recipe from before one was recorded gets what was used then
+    (max_len: the model's context, at most 256; LoRA targets: GPT-2's; holdout: none; device: cpu)."""
+    train_update(base, name, records, out, lora=step["lora"], epochs=step["epochs"], seed=step["seed"],
+                 lr=step["lr"], batch_size=step["batch_size"], max_len=step.get("max_len"),
+                 holdout=step.get("holdout", 0.0), device=step.get("device", "cpu"),
+                 targets=step.get("lora_targets", LEGACY_LORA_TARGETS) if step["lora"] else None)
+
+
 def replay(store: Store, ledger: Ledger, entries: list[Entry], start: int, replay_versions: list[int],
            work: Path) -> tuple[Path, Path, list[dict[str, Any]]]:
     """Weights of `start` with the recipes of `replay_versions` re-run in order.
@@ -100,10 +109,7 @@ def replay(store: Store, ledger: Ledger, entries: list[Entry], start: int, repla
                          + b"\n")
             out = work / f"step{i}"
             if records:
-                train_update(current, f"ledger replay step {i}", records, out, lora=step["lora"],
-                             epochs=step["epochs"], seed=step["seed"], lr=step["lr"], batch_size=step["batch_size"],
-                             holdout=step.get("holdout", 0.0), device=step.get("device", "cpu"),
-                             targets=step.get("lora_targets", LEGACY_LORA_TARGETS) if step["lora"] else None)
+                train_step(step, current, records, out, f"ledger replay step {i}")
             else:  # every record of this update was forgotten: the step changes nothing
                 shutil.copytree(current, out)
             if step["lora"] and records:

@@ -12,6 +12,8 @@ holding everything needed to replay the run.
 from __future__ import annotations
 
 import json
+import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,9 +44,31 @@ def _examples(tokenizer: Any, records: Sequence[DataRecord], max_len: int) -> li
     return out
 
 
+class _Lines:
+    """Progress when stderr is not a terminal (a CI log): one plain line every `every` steps and a last one."""
+
+    def __init__(self, desc: str, steps: int, epochs: int, every: int) -> None:
+        self.desc, self.steps, self.epochs = desc, steps, epochs
+        self.every = every if every > 0 else max(1, steps // 20)
+        self.start = time.monotonic()
+
+    def step(self, n: int, epoch: int, loss: float) -> None:
+        if n % self.every == 0:
+            self._say(f"step {n}/{self.steps} epoch {epoch}/{self.epochs} loss {loss:.3f}")
+
+    def done(self, losses: list[float]) -> None:
+        last = f", final loss {losses[-1]:.3f}" if losses else ""
+        self._say(f"done: {len(losses)} steps, {self.epochs} epoch{'s' * (self.epochs != 1)}{last}")
+
+    def _say(self, what: str) -> None:
+        print(f"{self.desc}: {what} ({time.monotonic() - self.start:.1f} s)", file=sys.stderr, flush=True)
+
+
 def fit(model: torch.nn.Module, tokenizer: Any, records: Sequence[DataRecord], *, epochs: int, lr: float,
-        batch_size: int, seed: int, max_len: int = 128, desc: str = "training") -> list[float]:
-    """AdamW over shuffled padded batches; returns the loss per step."""
+        batch_size: int, seed: int, max_len: int = 128, desc: str = "training",
+        progress_every: int = 0) -> list[float]:
+    """AdamW over shuffled padded batches; returns the loss per step. Progress goes to stderr: a bar on a
+    terminal, else a line every `progress_every` steps (0: about 20 lines a run) and one at the end."""
     import torch
     from rich.console import Console
     from rich.progress import Progress
@@ -59,9 +83,10 @@ def fit(model: torch.nn.Module, tokenizer: Any, records: Sequence[DataRecord], *
     losses: list[float] = []
     dev = next(model.parameters()).device
     model.train()
-    with Progress(console=Console(stderr=True), transient=True) as bar:
+    lines = None if sys.stderr.isatty() else _Lines(desc, steps, epochs, progress_every)
+    with Progress(console=Console(stderr=True), transient=True, disable=lines is not None) as bar:
         task = bar.add_task(desc, total=steps)
-        for _ in range(epochs):
+        for epoch in range(1, epochs + 1):
             order = torch.randperm(len(data), generator=gen).tolist()
             for i in range(0, len(order), batch_size):
                 batch = [data[j] for j in order[i:i + batch_size]]
@@ -75,6 +100,10 @@ def fit(model: torch.nn.Module, tokenizer: Any, records: Sequence[DataRecord], *
                 opt.step()
                 losses.append(float(loss.detach()))
                 bar.update(task, advance=1, description=f"{desc} loss {losses[-1]:.3f}")
+                if lines is not None:
+                    lines.step(len(losses), epoch, losses[-1])
+    if lines is not None:
+        lines.done(losses)
     model.eval()
     return losses
 
@@ -115,21 +144,28 @@ def shard_like(out: Path, base_dir: Path) -> None:
 
 
 def train_update(base_dir: Path, base_ref: str, records: Sequence[DataRecord], out: Path, *, lora: bool = False,
-                 epochs: int = 3, seed: int = 0, lr: float | None = None, batch_size: int = 8,
-                 holdout: float = HOLDOUT, targets: Sequence[str] | None = None,
-                 device: str | None = None) -> dict[str, Any]:
+                 epochs: int = 1, seed: int = 0, lr: float | None = None, batch_size: int = 8,
+                 max_len: int | None = None, holdout: float = HOLDOUT, targets: Sequence[str] | None = None,
+                 device: str | None = None, progress_every: int = 0) -> dict[str, Any]:
     """Fine-tune the model in `base_dir` on `records` and write the update to `out`. A `holdout`
     share of the records (governance.data.probe_split) is split off first and never trained on:
     the update's probe set, on which later updates are checked for forgetting it. `device`: auto, cpu or
-    cuda (default: WEIGHTGATE_DEVICE, which --device sets, else auto)."""
+    cuda (default: WEIGHTGATE_DEVICE, which --device sets, else auto). `lr` defaults to 3e-4 (1e-3 for
+    LoRA); `max_len` (tokens a record is cut to) to the model's context, at most 256: what recipes
+    recorded before they named it used."""
     import torch
     import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from audits.lm import context_limit, resolve_device
 
-    where = resolve_device(device)
     lr = lr if lr is not None else (1e-3 if lora else 3e-4)
+    for name, value in (("epochs", epochs), ("batch size", batch_size), ("max length", max_len)):
+        if value is not None and value < 1:
+            raise UsageError(f"{name} {value}: give at least 1")
+    if not lr > 0:
+        raise UsageError(f"learning rate {lr}: give a positive number")
+    where = resolve_device(device)
     tokenizer = AutoTokenizer.from_pretrained(base_dir, trust_remote_code=False)
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype="auto", trust_remote_code=False)
     stored = model.dtype
@@ -142,10 +178,13 @@ def train_update(base_dir: Path, base_ref: str, records: Sequence[DataRecord], o
         chosen, conv1d = lora_targets(model, targets)
         cfg = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=chosen, fan_in_fan_out=conv1d)
         model = get_peft_model(model, cfg)
-    max_len = min(256, context_limit(model))
+    limit = context_limit(model)
+    if max_len is not None and max_len > limit:
+        raise UsageError(f"max length {max_len}: longer than the model's context ({limit} tokens)")
+    max_len = min(256, limit) if max_len is None else max_len
     trained, probe = probe_split(list(records), holdout)
     losses = fit(model, tokenizer, trained, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
-                 max_len=max_len, desc="lora" if lora else "fine-tune")
+                 max_len=max_len, desc="train lora" if lora else "train", progress_every=progress_every)
     out.mkdir(parents=True, exist_ok=True)
     model = model.to("cpu")
     if lora:
@@ -157,7 +196,7 @@ def train_update(base_dir: Path, base_ref: str, records: Sequence[DataRecord], o
     recipe = {"base": base_ref,  # no record ids or plain hashes: the recipe is kept in the signed ledger
               "records": len(records), "trained_records": len(trained), "holdout": holdout,
               "probe_records": len(probe), "lora": lora, "epochs": epochs, "seed": seed, "lr": lr,
-              "batch_size": batch_size, "final_loss": losses[-1] if losses else None,
+              "batch_size": batch_size, "max_len": max_len, "final_loss": losses[-1] if losses else None,
               "dtype": str(stored).removeprefix("torch."), "device": where,
               "torch": torch.__version__, "transformers": transformers.__version__,
               "threads": torch.get_num_threads()}
