@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import json
-import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from governance.proposals import Proposal
 from governance.records import Finding, GateResult, Report
 from governance.signing import canonical_json, sign_envelope, statement, verify_signers
 from governance.store import Store
+from update_pipeline.scratch import scratch
 from update_pipeline.train import HOLDOUT, RECIPE
 from update_pipeline.versions import proposal_result, require_candidate, verified_base
 
@@ -38,12 +38,6 @@ class Checked:
     report: dict[str, Any]
     envelope: Path
     data_path: Path
-
-
-def _result_dir(store: Store, proposal: Proposal, base_dir: Path) -> Path:
-    """The full model the update would make (for LoRA and delta updates: the base with it applied)."""
-    dest = Path(tempfile.mkdtemp(prefix=f"{proposal.id}-", dir=store.cache_dir))
-    return proposal_result(store, proposal, base_dir, dest / "model")
 
 
 def history(store: Store) -> list[dict[str, Any]]:
@@ -93,8 +87,8 @@ def _lineage(store: Store) -> list[Version]:
         probe: list[DataRecord] = []
         held = True
         if pred.get("data"):
-            with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
-                path = Path(tmp) / "data.jsonl"
+            with scratch(store, f"data-v{v}") as tmp:
+                path = tmp / "data.jsonl"
                 path.write_bytes(read_data(store, ledger, entries, v))
                 probe, held = probe_of(load_jsonl(path, allow_empty=True), pred.get("recipe"))
         files = {n: f["sha256"] for n, f in pred["weights"]["files"].items() if "tensors" in f}
@@ -162,17 +156,14 @@ def check(store: Store, ref: str, policy_path: Path | None = None, tracking_uri:
     policy = load_policy(policy_path or _policy_in_force(store, entries))
     gates = build_gates(policy)
     base = functools.cache(lambda: verified_base(store, proposal, tracking_uri))
-    candidate = functools.cache(lambda: _result_dir(store, proposal, base()))
     records = load_jsonl(proposal.data_path, allow_empty=proposal.manifest.get("origin") is not None)
-    ctx = GateContext(proposal, tuple(records), base, candidate, functools.cache(lambda: history(store)),
-                      functools.cache(lambda: _lineage(store)), lambda: _own_probe(store, proposal, records),
-                      store.cache_dir / "eval")
     results = [_kind_result(proposal, list(policy.allowed_update_kinds))]
-    try:
+    with scratch(store, f"check-{proposal.id}") as work:  # the candidate's full model: removed on any exit
+        candidate = functools.cache(lambda: proposal_result(store, proposal, base(), work / "model"))
+        ctx = GateContext(proposal, tuple(records), base, candidate, functools.cache(lambda: history(store)),
+                          functools.cache(lambda: _lineage(store)), lambda: _own_probe(store, proposal, records),
+                          store.cache_dir / "eval")
         results += [gate.run(ctx) for gate in gates]
-    finally:
-        if candidate.cache_info().currsize:
-            shutil.rmtree(candidate().parent, ignore_errors=True)
     report = Report(proposal.id, proposal.manifest_digest, policy.name, policy.digest, tuple(results),
                     round(time.time(), 3), {"file": policy.file_digest, "suites": policy.suites}).to_dict()
     envelope = sign_envelope(statement({"manifest.dsse.json": proposal.manifest_digest}, "GateReport/v1", report),

@@ -15,7 +15,7 @@ import typer
 
 from governance.errors import WeightgateError
 from update_pipeline import _cli_shared as shared
-from update_pipeline import cli_audits, cli_ledger, cli_train, cli_trust
+from update_pipeline import cache_gc, cli_audits, cli_ledger, cli_train, cli_trust
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Govern weight updates: propose -> gates -> signed report -> approvals -> ledger.")
@@ -199,6 +199,7 @@ cli_train.register(app)
 cli_ledger.register(app)
 cli_audits.register(app)
 cli_trust.register(app)
+cache_gc.register(app)
 
 
 def _quiet() -> None:

@@ -13,7 +13,6 @@ import mmap
 import os
 import shutil
 import struct
-import tempfile
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,6 +24,7 @@ from governance.store import Store
 from governance.tensorstore import TensorStore
 from update_pipeline.deltas import compute_delta, lora_factors
 from update_pipeline.hashing import sha256_files
+from update_pipeline.scratch import scratch
 from update_pipeline.weights import WEIGHT_SUFFIX, load_tensors, model_files
 
 if TYPE_CHECKING:
@@ -103,8 +103,8 @@ def proposal_result(store: Store, proposal: Proposal, base_dir: Path, dest: Path
     cand = proposal.manifest["candidate"]
     files = {**cand["files"], **cand["config_files"]}
     require_candidate(store, proposal)
-    with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
-        staged = store.blobs().materialize(files, Path(tmp) / "candidate")
+    with scratch(store, f"candidate-{proposal.id}") as tmp:
+        staged = store.blobs().materialize(files, tmp / "candidate")
         source = staged if cand["kind"] != "delta" else staged / next(iter(cand["files"]))
         return apply_update(cand["kind"], source, base_dir, dest)
 
@@ -122,8 +122,8 @@ def adapter_of(store: Store, proposal: Proposal, base_dir: Path) -> tuple[dict[s
              for p in model_files(base_dir) if p.name.endswith(WEIGHT_SUFFIX) for n, t in read_header(p).items()}
     cand = proposal.manifest["candidate"]
     files = {**cand["files"], **cand["config_files"]}
-    with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
-        factors, _ = lora_factors(store.blobs().materialize(files, Path(tmp) / "adapter"), table)
+    with scratch(store, f"adapter-{proposal.id}") as tmp:
+        factors, _ = lora_factors(store.blobs().materialize(files, tmp / "adapter"), table)
     return factors, files
 
 
@@ -190,20 +190,22 @@ def matches(version: Mapping[str, Any], folder: Path) -> bool:
 
 
 def restore_version(store: Store, entries: list[Entry], version: int) -> Path:
-    """The folder of a ledger version, restored and checked bit for bit (cached)."""
+    """The folder of a ledger version, restored and checked bit for bit (cached; the cache is kept within the
+    policy's storage.cache_mb, update_pipeline.cache_gc)."""
+    from update_pipeline import cache_gc
+
     versions = chain(entries, version)
     dest = store.cache_dir / "ledger" / f"v{version}"
     if dest.is_dir():
         if matches(versions[-1], dest):  # every byte hashed now, on every core
-            return dest
+            return cache_gc.used(dest)
         shutil.rmtree(dest)  # a damaged cache is rebuilt from the blobs
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".v{version}-"))
-    try:
-        TensorStore(store.blobs()).restore(versions, tmp)
-        tmp.replace(dest)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with scratch(store, f"restore-v{version}") as tmp:
+        TensorStore(store.blobs()).restore(versions, tmp / "model")
+        (tmp / "model").replace(dest)
+    cache_gc.used(dest)
+    cache_gc.bound(store, entries)
     return dest
 
 
