@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 from governance.errors import UsageError
@@ -62,6 +61,7 @@ def _from_registry(ref: str, store: Store, tracking_uri: str | None) -> Path:
     from mlflow.exceptions import MlflowException
 
     from governance.lineage import Lineage
+    from update_pipeline.scratch import scratch
 
     client = Lineage(store.tracking_uri(tracking_uri), store.artifacts_dir).client()
     spec = ref.removeprefix("models:/")
@@ -75,10 +75,12 @@ def _from_registry(ref: str, store: Store, tracking_uri: str | None) -> Path:
         dest = store.cache_dir / "registry" / f"{mv.name}-v{mv.version}"
         if not dest.is_dir():
             uri = client.get_model_version_download_uri(mv.name, mv.version)
-            with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
-                got = download_artifacts(artifact_uri=uri, dst_path=tmp, tracking_uri=client.tracking_uri)
+            with scratch(store, f"download-{mv.name}-v{mv.version}") as tmp:  # removed on any exit
+                got = download_artifacts(artifact_uri=uri, dst_path=str(tmp), tracking_uri=client.tracking_uri)
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 Path(got).replace(dest)
     except (MlflowException, ValueError) as exc:
         raise UsageError(f"unknown model reference {ref!r}: {str(exc).splitlines()[0]}") from None
-    return dest
+    from update_pipeline.cache_gc import used
+
+    return used(dest)  # least recently used goes first when the cache is over its budget

@@ -76,11 +76,14 @@ def test_cache_bounded_and_gc_never_touches_the_ledger(store, base_model, full_c
     assert Weightgate(store).promote(p.id, "bob").version == 1
     ledger = store.cache_dir / "ledger"
     assert sorted(q.name for q in ledger.iterdir()) == ["v1"]  # the champion, served by MLflow: hard links
-    downloaded = store.cache_dir / "registry" / f"{store.model_name}-v1"  # where a models:/ REF is downloaded
-    shutil.copytree(ledger / "v1", downloaded)  # a copy, not hard links
+    downloaded = refs.resolve(f"models:/{store.model_name}@champion", store)  # a copy, not hard links
+    assert downloaded.parent == store.cache_dir / "registry" and not list(scratch.root(store).iterdir())
+    earlier = shutil.copytree(downloaded, downloaded.with_name("earlier-v9"))  # an earlier command's download
     _age(downloaded, 3600)
+    _age(earlier, 3600)
     assert refs.resolve("ledger:0", store) == ledger / "v0"  # a new restore: the budget is enforced
-    assert not downloaded.exists() and (ledger / "v0").is_dir() and (ledger / "v1").is_dir()
+    assert not earlier.exists()  # least recently used, and nobody here holds it
+    assert downloaded.is_dir() and (ledger / "v0").is_dir() and (ledger / "v1").is_dir()  # held here; champion
 
     before = outside_cache(store)
     killed = scratch.root(store) / f"p{_dead_pid()}.{scratch.HOST}.check-x.abc"
@@ -92,14 +95,14 @@ def test_cache_bounded_and_gc_never_touches_the_ledger(store, base_model, full_c
     _age(old, 2 * 86400)
     listing = sorted(str(q.relative_to(store.home)) for q in store.cache_dir.rglob("*"))
     dry = json.loads(_gc(store, "--dry-run", "--json"))
-    stale = sorted(str(q.relative_to(store.home)) for q in (old, killed))
-    assert sorted(r["path"] for r in dry["removed"]) == stale, dry
-    assert dry["dry_run"] and dry["freed_bytes"] >= 2 * 2**20  # v0 was used just now: not yet
+    gone = sorted(str(q.relative_to(store.home)) for q in (old, killed, downloaded))
+    assert sorted(r["path"] for r in dry["removed"]) == gone, dry  # v0 was used just now: not yet
+    assert dry["dry_run"] and dry["freed_bytes"] >= 2 * 2**20
     assert sorted(str(q.relative_to(store.home)) for q in store.cache_dir.rglob("*")) == listing
     _age(ledger / "v0", 3600)
-    out = _gc(store)
+    out = _gc(store)  # another process: it holds nothing
     assert "cache/ledger/v0" in out and "over budget" in out and "stale temp" in out and "freed" in out
-    assert not killed.exists() and not old.exists() and not (ledger / "v0").exists()
+    assert not killed.exists() and not old.exists() and not (ledger / "v0").exists() and not downloaded.exists()
     assert live.is_dir() and young.is_dir() and (ledger / "v1").is_dir()  # a running command's; the champion's
     (store.cache_dir / "eval").mkdir(exist_ok=True)
     (store.cache_dir / "eval" / "scores.json").write_text("[]")
