@@ -49,7 +49,10 @@ class Item:
 
 def used(path: Path) -> Path:
     """Mark a cache entry used now (what least-recently-used counts) and in use by this process."""
-    os.utime(path)
+    try:
+        os.utime(path)
+    except OSError:  # another user's cache entry: still in use here, its age as it was
+        pass
     _in_use.add(path.resolve())
     return path
 
