@@ -12,11 +12,27 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",
                    "tokenizer.model", "added_tokens.json", "chat_template.jinja", "spiece.model")
 ENV_FILES = ("MLmodel", "requirements.txt", "python_env.yaml", "conda.yaml")
+RECIPE = "weightgate-recipe.json"
+
+
+def omitted(version: int, entries: Mapping[int, Any]) -> frozenset[str]:
+    """The files of ledger version `version` (`entries`: ledger version -> its entry) that its MLflow model
+    leaves out: a recipe that is not the version's own. A LoRA or delta update's result carries its base's
+    config files, the base's recipe among them (a LoRA's own recipe, if it has one, is in its ``adapter/``);
+    a full model made elsewhere may carry a copy of its parent's."""
+    predicate = entries[version].predicate
+    kind = (predicate.get("proposal") or {}).get("kind")
+    parent = entries.get(predicate.get("parent"))  # type: ignore[call-overload]
+    mine = predicate["weights"]["files"].get(RECIPE, {}).get("sha256")
+    theirs = parent.predicate["weights"]["files"].get(RECIPE, {}).get("sha256") if parent is not None else None
+    return frozenset({RECIPE}) if kind in ("lora", "delta") or (mine and mine == theirs) else frozenset()
 
 
 def _link_or_copy(src: Path, dest: Path) -> None:
@@ -27,8 +43,9 @@ def _link_or_copy(src: Path, dest: Path) -> None:
         shutil.copyfile(src, dest)
 
 
-def write(folder: Path, dest: Path, source: str) -> Path:
-    """The MLflow model folder for the model `folder` holds, written into `dest`."""
+def write(folder: Path, dest: Path, source: str, omit: frozenset[str] = frozenset()) -> Path:
+    """The MLflow model folder for the model `folder` holds (less the files named in `omit`), written into
+    `dest`."""
     import torch
     import transformers
     from mlflow.models import Model
@@ -38,7 +55,7 @@ def write(folder: Path, dest: Path, source: str) -> Path:
     from mlflow.utils.environment import _mlflow_conda_env, _PythonEnv
 
     config = json.loads((folder / "config.json").read_text())
-    files = [p for p in sorted(folder.iterdir()) if p.is_file()]
+    files = [p for p in sorted(folder.iterdir()) if p.is_file() and p.name not in omit]
     for p in files:
         _link_or_copy(p, dest / "model" / p.name)
     tokenizer = [p for p in files if p.name in TOKENIZER_FILES]

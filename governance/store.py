@@ -1,7 +1,8 @@
 """The embedded default store under WEIGHTGATE_HOME (default ./.weightgate).
 
     .weightgate/
-      config.json        tracking URI, ledger URL (a team's servers), registered model name
+      config.json        tracking URI (always recorded; "tracking": "embedded" for mlflow.db here),
+                         ledger URL (a team's servers), registered model name
       policy.yaml        the policy in force (a copy of policies/default.yaml at init)
       mlflow.db          MLflow tracking store and model registry (SQLite)
       ledger.db          the hash-chained ledger and the per-update data keys
@@ -80,16 +81,34 @@ class Store:
             raise UsageError(f"{self.home / 'config.json'}: not a JSON object")
         return config
 
+    @property
+    def embedded_tracking_uri(self) -> str:
+        """The store's own MLflow tracking store: SQLite in the store."""
+        return f"sqlite:///{self.home / 'mlflow.db'}"
+
+    def recorded_tracking_uri(self) -> str | None:
+        """The tracking URI the store's config names (its own SQLite when it says "embedded", wherever the store
+        was moved or copied to); None for a store made before config.json recorded it."""
+        config = self.config()
+        return self.embedded_tracking_uri if config.get("tracking") == "embedded" else config.get("tracking_uri")
+
     def tracking_uri(self, override: str | None = None) -> str:
-        """--tracking-uri, then MLFLOW_TRACKING_URI, then the store's own SQLite database. A team store's
-        tracking server is its configuration's: another one named is refused (it would register versions
-        and move the alias where nobody else looks)."""
+        """The tracking store config.json records; --tracking-uri or MLFLOW_TRACKING_URI naming another one is
+        refused (it would register versions and move the alias where nobody else looks, and the ledger's
+        witness there would fall behind). A store whose config records none uses the one named, else its own
+        SQLite database."""
+        from governance.mlflow_store import same_uri
+
         named = override or os.environ.get("MLFLOW_TRACKING_URI")
-        configured = self.config().get("tracking_uri")
-        if self.team and configured and named and named.rstrip("/") != configured.rstrip("/"):
-            raise UsageError(f"this team store's tracking server is {configured}, not {named} "
-                             "(--tracking-uri or MLFLOW_TRACKING_URI): unset it")
-        return named or configured or f"sqlite:///{self.home / 'mlflow.db'}"
+        configured = self.recorded_tracking_uri()
+        if configured and named and not same_uri(named, configured):
+            if self.team:
+                raise UsageError(f"this team store's tracking server is {configured}, not {named} "
+                                 "(--tracking-uri or MLFLOW_TRACKING_URI): unset it")
+            raise UsageError(f"this store's MLflow tracking store is {configured} (its config.json), not {named} "
+                             "(--tracking-uri or MLFLOW_TRACKING_URI): unset it, or make a store for that one "
+                             "with 'weightgate init --tracking-uri URI' in another home")
+        return configured or named or self.embedded_tracking_uri
 
     @property
     def ledger_url(self) -> str:
@@ -142,9 +161,12 @@ class Store:
             asked = {"tracking_uri": tracking_uri, "ledger_url": ledger_url, "blobs": blobs,
                      "root_fingerprint": root_fingerprint,
                      "model_name": model_name if model_name != DEFAULT_MODEL_NAME else None}
-            config = self.config()
-            differ = sorted(k for k, v in asked.items() if v and config.get(k) != v
-                            and not (k == "root_fingerprint" and k not in config))
+            from governance.mlflow_store import same_uri
+
+            config, recorded = self.config(), self.recorded_tracking_uri()
+            differ = sorted(k for k, v in asked.items() if v and (
+                not (recorded and same_uri(v, recorded)) if k == "tracking_uri" else
+                config.get(k) != v and not (k == "root_fingerprint" and k not in config)))
             if differ:
                 raise UsageError(f"{self.home} is already a store, with another {', '.join(differ)}: init never "
                                  "changes a store (make a new home, or edit its config.json)")
@@ -165,8 +187,12 @@ class Store:
             d.mkdir(parents=True, exist_ok=True)
         if not self.policy_path.exists():
             shutil.copyfile(default_policy, self.policy_path)
-        if tracking_uri:
-            config["tracking_uri"] = tracking_uri
+        from governance.mlflow_store import prepare, same_uri
+
+        config["tracking_uri"] = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or self.embedded_tracking_uri
+        if same_uri(config["tracking_uri"], self.embedded_tracking_uri):
+            config |= {"tracking_uri": self.embedded_tracking_uri, "tracking": "embedded"}
+            prepare(self.embedded_tracking_uri, self.artifacts_dir)  # before any MLflow client makes it
         if ledger_url:
             config["ledger_url"] = ledger_url
         if blobs:

@@ -23,23 +23,21 @@ from governance.history import (
     policy_in_force,
     refuse_if_forget_pending,
     removed_proposals,
-    tombstones,
 )
 from governance.keys import Signer
 from governance.ledger import Entry, Ledger, champion, current_root, versions
-from governance.lineage import Lineage
 from governance.proposals import Proposal, ProposalStore
 from governance.signing import sha256_hex
-from governance.store import CHAMPION_ALIAS, Store
+from governance.store import Store
 from governance.tensorstore import TensorStore
 from governance.trust import Root
 from governance.vault import seal
 from update_pipeline import witnesses
+from update_pipeline.registry_sync import sync_registry
 from update_pipeline.shred import release_candidates
 from update_pipeline.versions import (
     adapter_of,
     proposal_result,
-    prune_restores,
     raw_reader,
     restore_version,
     verified_base,
@@ -142,8 +140,8 @@ def _recipe(store: Store, proposal: Proposal, version: int) -> list[dict[str, An
     import json
 
     digest = proposal.manifest["candidate"]["config_files"].get("weightgate-recipe.json")
-    if digest is None:
-        return None
+    if digest is None or digest == proposal.manifest["base"]["config_files"].get("weightgate-recipe.json"):
+        return None  # none, or its base's copied along: not how this candidate was made
     recipe = json.loads(store.blobs().read(digest))
     steps = recipe.get("steps") or [recipe]
     return [{**s, "data_version": s.get("data_version", version)} for s in steps]
@@ -244,48 +242,3 @@ def rollback(store: Store, version: int, signers: list[Signer], tracking_uri: st
                                  {f"version-{version}": _weights_digest(weights)}, signers, tracking_uri,
                                  after=lambda everything: sync_registry(store, everything, tracking_uri))
     return entry, folder
-
-
-def sync_registry(store: Store, entries: list[Entry], tracking_uri: str | None = None) -> None:
-    """Register every ledger version missing from MLflow and point ``champion`` at the ledger's. MLflow holds
-    the files of the champion and of the newest versions (the policy's storage.registry_versions); older
-    ones are released there and rebuilt from the ledger when they are needed again (a rollback)."""
-    from governance.policy import in_force
-
-    lineage = Lineage(store.tracking_uri(tracking_uri), store.artifacts_dir)
-    registered = lineage.model_versions(store.model_name)
-    numbers = {v: mv.version for v, mv in registered.items()}
-    dead = tombstones(entries)
-    alive = [v for v in sorted(versions(entries)) if v not in dead]
-    keep = set(alive[-in_force(store.blobs().read, policy_in_force(entries), "storage")
-                     .registry_versions:]) | ({champion(entries)} - {None})
-    for version, entry in sorted(versions(entries).items()):
-        if version in dead:
-            continue
-        if version in registered:
-            mv = registered[version]
-            if version in keep and not lineage.has_files(mv):
-                lineage.put_files(store.model_name, mv, restore_version(store, entries, version))
-            elif version not in keep and mv.tags.get("weightgate.files") != "released":
-                lineage.release_files(store.model_name, mv)
-            continue
-        p = entry.predicate.get("proposal") or {}
-        tags = {"weightgate.entry_digest": entry.digest, "weightgate.manifest_digest": p.get("manifest_digest", ""),
-                "weightgate.report_digest": p.get("report_blob", ""),
-                "weightgate.approvers": ",".join(p.get("approvers", [])),
-                "weightgate.approximate": str(bool((p.get("origin") or {}).get("approximate"))).lower()}
-        run = None
-        if p.get("id") and (store.proposals_dir / p["id"] / "lineage.json").is_file():
-            run = ProposalStore.of(store, entries, entry.root).load(
-                p["id"], redacted_ok=True).lineage().get("run_id")
-        folder = restore_version(store, entries, version) if version in keep else None
-        adapter, parent = entry.predicate["weights"].get("adapter"), entry.predicate.get("parent")
-        if adapter and parent in numbers:
-            tags |= {"weightgate.adapter": "adapter", "weightgate.base_model_version": numbers[parent],
-                     "weightgate.base_ledger_version": str(parent)}
-        with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
-            where = store.blobs().materialize(adapter, Path(tmp) / "adapter") if adapter else None
-            numbers[version] = lineage.register_version(store.model_name, version, folder, tags, run, where)
-    if champion(entries) is not None:
-        lineage.set_alias(store.model_name, CHAMPION_ALIAS, numbers[champion(entries)])
-    prune_restores(store, keep)

@@ -86,10 +86,14 @@ def _check_alias(store: Store, lineage: Lineage, entries: list[Entry], where: st
             raise VerificationError(f"{where}: alias @{CHAMPION_ALIAS} serves {'nothing' if mv is None else 'a model'}"
                                     f", but the ledger's champion is {'nothing' if current is None else current}")
         return
-    want = {n: f["sha256"] for n, f in versions(entries)[current].predicate["weights"]["files"].items()}
+    from governance.mlflow_model import omitted
+
+    files = {n: f["sha256"] for n, f in versions(entries)[current].predicate["weights"]["files"].items()}
+    skip = omitted(current, versions(entries))  # a recipe that is not the version's own is not served
+    want = {n: d for n, d in files.items() if n not in skip}
     with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
         served = lineage.version_file_digests(mv, Path(tmp))
-    if served != want:
+    if served not in (want, files):  # all of them: registered before such recipes were left out
         claimed = mv.tags.get("weightgate.ledger_version", "?")
         raise VerificationError(f"{where}: alias @{CHAMPION_ALIAS} serves registered version {mv.version} (tagged "
                                 f"ledger:{claimed}), whose files are not those of the ledger's champion "
