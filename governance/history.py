@@ -74,6 +74,7 @@ def check_origin(entries: list[Entry], origin: dict[str, Any] | None, where: str
                                 f"{kind or 'revert/forget'} ledger entry (entry {seq!r})")
     p = e.predicate
     same = ((p["target"], p["method"]) == (origin["revert"], origin.get("method")) if kind == "revert"
-            else p["removed"] == origin["forget"])
+            else (p["removed"], p.get("method", "exact"), p.get("negated", [])) ==
+            (origin["forget"], origin.get("method", "exact"), origin.get("negated", [])))
     if not same or p.get("replayed", origin.get("replayed")) != origin.get("replayed", p.get("replayed")):
         raise VerificationError(f"{where}: its origin does not match ledger entry {seq} ({kind})")

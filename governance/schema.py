@@ -121,6 +121,10 @@ class ForgetEntry(_Entry):
     tombstoned: list[int] = Field(default_factory=list, description="versions trained on them, descendants included")
     start: int | None = None
     replayed: list[int] = Field(default_factory=list)
+    method: Literal["exact", "approximate"] = Field("exact", description="approximate: the proposal is the old "
+                                                    "champion minus the weight changes of `negated`, not a replay")
+    negated: list[int] = Field(default_factory=list, description="versions whose weight change an approximate "
+                               "forget subtracts")
     sweep: dict[str, str] | None = Field(None, description="sealed texts to search copies for; key shredded at the end")
     proposals: list[str] = Field(default_factory=list, description="unpromoted proposals it removes (they held the "
                                  "records or stand on a tombstoned version)")

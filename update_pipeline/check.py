@@ -108,7 +108,12 @@ def _kind_result(proposal: Proposal, allowed: list[str]) -> GateResult:
     kind = proposal.manifest["candidate"]["kind"]
     ok = kind in allowed
     findings = () if ok else (Finding(f"update kind {kind!r} is not allowed (allowed: {', '.join(allowed)})"),)
-    return GateResult("update_kind", "pass" if ok else "fail", {}, {"kind": kind, "allowed": allowed}, findings)
+    origin = proposal.manifest.get("origin") or {}
+    if origin.get("approximate"):  # labelled in the signed report: not the guarantees of an exact replay
+        findings += (Finding(f"APPROXIMATE {'forget' if 'forget' in origin else 'revert'}: made by subtracting "
+                             "weight changes (task-vector negation), not by an exact replay", level="note"),)
+    evidence = {"kind": kind, "allowed": allowed, **({"unlearning": origin.get("method")} if origin else {})}
+    return GateResult("update_kind", "pass" if ok else "fail", {}, evidence, findings)
 
 
 def _record(store: Store, pid: str, number: int, envelope: bytes, verdict: str, gate: Any,

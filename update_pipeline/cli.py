@@ -144,6 +144,8 @@ def propose(
     with Console(stderr=True).status("hashing files, computing deltas, logging to MLflow"):
         p = do_propose(store, base, candidate, data, by, secret, note, shared.tracking_uri())  # type: ignore[arg-type]
     typer.echo(f"proposal {p.id} ({p.kind}) recorded; MLflow run {p.run_id}")
+    for line in p.notes:
+        typer.echo(f"note: {line}", err=True)
 
 
 @app.command()

@@ -86,11 +86,17 @@ def rollback(
 
 
 def _print_unlearned(done) -> None:  # noqa: ANN001
-    typer.echo(f"method: {done.method}; affected versions: {done.affected}; replayed: {done.replayed or 'nothing'}")
+    if done.method == "approximate" and done.negated:
+        typer.echo(f"method: APPROXIMATE (the weight changes of {', '.join(f'ledger:{v}' for v in done.negated)} "
+                   f"subtracted; not an exact replay); affected versions: {done.affected}")
+    else:
+        typer.echo(f"method: {done.method}; affected versions: {done.affected}; replayed: "
+                   f"{done.replayed or 'nothing'}")
     if done.removed:
         typer.echo(f"records removed and crypto-shredded (hashes): {', '.join(h[:16] for h in done.removed)}")
     if done.proposal:
-        typer.echo(f"new proposal {done.proposal.id}: check it, approve it, then promote it")
+        typer.echo(f"new proposal {done.proposal.id}{' (APPROXIMATE)' if done.method == 'approximate' else ''}: "
+                   "check it, approve it, then promote it")
     if done.problem:
         typer.echo(f"no replay proposal: {done.problem}", err=True)
         raise typer.Exit(1)
@@ -122,19 +128,28 @@ def forget(
     replay: Annotated[bool, typer.Option("--replay/--no-replay", help="Propose the exact replay without the "
                                          "records (--no-replay: only tombstone the versions trained on them).")
                       ] = True,
+    approximate: Annotated[bool, typer.Option("--approximate", help="Propose the champion minus the weight changes "
+                                              "of the updates trained on the records (task-vector negation) "
+                                              "instead of an exact replay: for updates with no training recipe; "
+                                              "labelled APPROXIMATE everywhere.")] = False,
 ) -> None:
     """A data-subject request: tombstone every version trained on the records (the champion moves to the newest
-    version they never touched), shred every copy, and propose the exact replay without them. Finishes an
-    interrupted forget first."""
+    version they never touched), shred every copy, and propose the exact replay without them (refused, with
+    nothing written, when an update trained on them has no recipe, unless --approximate or --no-replay).
+    Finishes an interrupted forget first."""
     from update_pipeline import forget as forgetting
 
     svc = shared.service()
     if resume:
         if record_id is not None or text is not None:
             raise typer.BadParameter("--resume takes no --record-id or --text")
+    elif approximate and not replay:
+        raise typer.BadParameter("--approximate builds a proposal; --no-replay builds none: give one of them")
     else:
-        typer.echo(f"plan: {forgetting.plan_forget(svc.store, record_id, text).describe()}", err=True)
-    done = svc.forget(record_id, text, by, proposer, replay)
+        plan = forgetting.plan_forget(svc.store, record_id, text, approximate)
+        if not (plan.problem and replay):  # an impossible replay is refused below in one line
+            typer.echo(f"plan: {plan.describe()}", err=True)
+    done = svc.forget(record_id, text, by, proposer, replay, approximate)
     if done.tombstoned:
         typer.echo(f"tombstoned (never restored or served again): {', '.join(f'ledger:{v}' for v in done.tombstoned)}",
                    err=True)
@@ -158,7 +173,8 @@ def ledger_show(as_json: Annotated[bool, typer.Option("--json", help="Print JSON
         table.add_column(col, no_wrap=col in ("seq", "action", "proposal", "entry digest"))
     dash = lambda v: "-" if v is None else str(v)  # noqa: E731
     for r in rows:
-        table.add_row(str(r["seq"]), r["action"], dash(r["version"]), dash(r["champion"]), r["proposal"] or "-",
+        action = r["action"] + (" APPROXIMATE" if r.get("method") == "approximate" else "")
+        table.add_row(str(r["seq"]), action, dash(r["version"]), dash(r["champion"]), r["proposal"] or "-",
                       ", ".join(r["signed_by"]), ", ".join(r["approvers"]) or "-", r["digest"][:12])
     Console().print(table)
 

@@ -1,12 +1,15 @@
 """Forget one person's records: a two-phase operation that a kill cannot leave half done.
 
 1. Check, writing nothing: the actor may forget, the replay proposer's key unlocks, an exact
-   replay is possible (or ``replay=False`` was asked for).
+   replay is possible (or ``replay=False`` was asked for, or ``approximate=True``).
 2. Intent, one signed ``forget`` entry: the affected versions' data re-encrypted without the
    records under new keys; every version trained on them (the affected ones and everything
    descended from them) tombstoned; the champion moved to the newest version they never
    touched; the texts to search copies for sealed under a key of their own.
-3. The exact replay without the records, proposed against that version, its origin naming the intent.
+3. The exact replay without the records, proposed against that version, its origin naming the intent;
+   with ``approximate=True``, instead the old champion minus the weight changes of the affected versions
+   in its lineage (task-vector negation, computed before their weights are shredded), labelled
+   APPROXIMATE in the intent (``method``), the proposal's origin and note, and from there everywhere.
 4. Shredding (update_pipeline.shred), then a ``forget_done`` entry naming the intent.
 
 A rerun (``forget --resume``, or any later forget) finishes an interrupted one; promote and
@@ -31,8 +34,8 @@ from governance.vault import seal
 from update_pipeline import shred, witnesses
 from update_pipeline.intake import Proposed, propose
 from update_pipeline.promote import seal_data
-from update_pipeline.replay import data_of, lineage, read_data, read_keys, replay
-from update_pipeline.unlearn import Plan, Unlearned, checked_plan, digest, proposal_for, replay_proposer
+from update_pipeline.replay import data_of, lineage, read_data, read_keys, replay, steps_of
+from update_pipeline.unlearn import Plan, Unlearned, approximate, checked_plan, digest, proposal_for, replay_proposer
 
 MIN_SWEEP = 8  # shorter strings (ids, sources) would match unrelated files
 
@@ -99,24 +102,39 @@ def find(store: Store, ledger: Ledger, entries: list[Entry], match: Any, work: P
     return hits, found, macs | set().union(*hits.values())
 
 
-def plan_of(entries: list[Entry], hits: dict[int, set[str]], records: int) -> Plan:
+def plan_of(entries: list[Entry], hits: dict[int, set[str]], records: int, approx: bool = False) -> Plan:
     """Replay from the parent of the first affected version in the champion's lineage; nothing to replay when
-    the lineage holds none."""
+    the lineage holds none. With `approx`, negate the affected versions in the lineage instead."""
     chain = lineage(entries) if entries else []
     in_chain = [v for v in chain if v in hits]
     if not in_chain:
         return Plan("exact", sorted(hits), None, [], records)
-    first = in_chain[0]
-    return checked_plan(entries, Plan("exact", sorted(hits), versions(entries)[first].predicate["parent"],
-                                      chain[chain.index(first):], records))
+    start = versions(entries)[in_chain[0]].predicate["parent"]
+    if approx:
+        return Plan("approximate", sorted(hits), start, [], records, negated=in_chain)
+    return checked_plan(entries, Plan("exact", sorted(hits), start, chain[chain.index(in_chain[0]):], records))
 
 
-def plan_forget(store: Store, record_id: str | None, text: str | None) -> Plan:
+def refusal(entries: list[Entry], plan: Plan) -> str:
+    """Why no exact replay is possible, naming every version that cannot be replayed, and what to do."""
+    why = []
+    for v in plan.replayed:
+        try:
+            steps_of(entries, [v])
+        except UsageError as exc:
+            why.append(f"ledger:{v} " + ("is itself a replay" if "itself a replay" in str(exc)
+                                         else "has no training recipe (trained outside weightgate, or approximate)"))
+    return (f"no exact replay is possible: {'; '.join(why) or plan.problem}; nothing was changed: rerun with "
+            "--approximate to negate the affected updates' weight changes instead (the result is labelled "
+            "APPROXIMATE), or with --no-replay to only tombstone the versions trained on the records")
+
+
+def plan_forget(store: Store, record_id: str | None, text: str | None, approx: bool = False) -> Plan:
     ledger = Ledger.of(store)
     entries = ledger.entries()
     with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
         hits, found, _ = find(store, ledger, entries, matcher(record_id, text), Path(tmp))
-    return plan_of(entries, hits, len({r.record_hash for r in found}))
+    return plan_of(entries, hits, len({r.record_hash for r in found}), approx)
 
 
 def descendants(entries: list[Entry], roots: set[int]) -> set[int]:
@@ -131,7 +149,7 @@ def descendants(entries: list[Entry], roots: set[int]) -> set[int]:
 
 
 def _intent(store: Store, ledger: Ledger, match: Any, sweep_text: str | None, signer: Signer, replay_wanted: bool,
-            tracking_uri: str | None) -> Entry:
+            tracking_uri: str | None, approx: bool = False) -> Entry:
     from update_pipeline.promote import sync_registry
 
     blobs = store.blobs()
@@ -141,10 +159,9 @@ def _intent(store: Store, ledger: Ledger, match: Any, sweep_text: str | None, si
         hits, found, macs = find(store, ledger, entries, match, Path(tmp))
         removed = sorted(macs)
         hashes = {r.record_hash for r in found}
-        plan = plan_of(entries, hits, len(hashes))
+        plan = plan_of(entries, hits, len(hashes), approx and replay_wanted)
         if plan.problem and replay_wanted:
-            raise UsageError(f"no exact replay is possible: {plan.problem}; nothing was changed (--no-replay "
-                             "tombstones the versions trained on the record without proposing a replay)")
+            raise UsageError(refusal(entries, plan))  # before the first write
         redacted = []
         for v in sorted(hits):
             d = data_of(entries, v)
@@ -166,7 +183,8 @@ def _intent(store: Store, ledger: Ledger, match: Any, sweep_text: str | None, si
         return witnesses.append(store, ledger, entries, {
             "action": "forget", "version": new_champ, "champion": new_champ, "removed": removed,
             "redacted": redacted, "affected": sorted(hits), "tombstoned": sorted(dead), "start": plan.start,
-            "replayed": plan.replayed if replay_wanted else [],
+            "replayed": plan.replayed if replay_wanted else [], "method": plan.method,
+            **({"negated": plan.negated} if plan.negated else {}),
             "sweep": {"blob": sblob, "key_id": skey_id, "aad": "forget-sweep"}, "proposals": gone},
             {"removed-records": digest(removed)}, [signer], tracking_uri,
             after=lambda everything: sync_registry(store, everything, tracking_uri))
@@ -174,15 +192,26 @@ def _intent(store: Store, ledger: Ledger, match: Any, sweep_text: str | None, si
 
 def _replay_proposal(store: Store, entries: list[Entry], intent: Entry, by: str, passphrase: str | None,
                      tracking_uri: str | None) -> Proposed | None:
-    """The exact replay without the records (made once: a rerun finds the one already proposed)."""
+    """The exact replay without the records, or the approximate negation (made once: a rerun finds the one
+    already proposed)."""
     p = intent.predicate
-    if p["start"] is None or not p["replayed"]:
+    if p["start"] is None or not (p["replayed"] or p.get("negated")):
         return None
     found = proposal_for(store, entries, intent.seq)
     if found is not None:
         return found
     ledger = Ledger.of(store)
     with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
+        if p.get("negated"):  # from the weights as they were before the intent tombstoned them (shredded next)
+            result = approximate(store, entries[:intent.seq - 1], p["negated"], Path(tmp) / "result")
+            data = Path(tmp) / "empty.jsonl"
+            data.write_text("")
+            origin = {"forget": p["removed"], "method": "approximate", "approximate": True, "start": p["start"],
+                      "negated": p["negated"], "entry": intent.seq}
+            note = (f"APPROXIMATE forget of {len(p['removed'])} record(s): the weight changes of "
+                    f"{', '.join(f'ledger:{v}' for v in p['negated'])} subtracted (task-vector negation), "
+                    "not an exact replay")
+            return propose(store, f"ledger:{p['start']}", result, data, by, passphrase, note, tracking_uri, origin)
         result, data, _ = replay(store, ledger, entries, p["start"], p["replayed"], Path(tmp))
         origin = {"forget": p["removed"], "method": "exact", "start": p["start"], "replayed": p["replayed"],
                   "entry": intent.seq}
@@ -203,14 +232,18 @@ def _finish(store: Store, intent: Entry, signer: Signer, by: str, passphrase: st
                          {f"forget-{intent.seq}": intent.digest}, [signer], tracking_uri)
     ledger.compact("data_keys", "shared_files")  # the destroyed keys and removed files, out of dead rows
     p = intent.predicate
-    return Unlearned(proposed, "exact", p["affected"], p["replayed"], p["removed"], tombstoned=p["tombstoned"])
+    return Unlearned(proposed, p.get("method", "exact"), p["affected"], p["replayed"], p["removed"],
+                     tombstoned=p["tombstoned"], negated=p.get("negated", []))
 
 
 def forget(store: Store, record_id: str | None, text: str | None, signer: Signer, by: str | None,
-           passphrase: str | None, tracking_uri: str | None = None, replay_wanted: bool = True) -> Unlearned:
+           passphrase: str | None, tracking_uri: str | None = None, replay_wanted: bool = True,
+           approx: bool = False) -> Unlearned:
     """Forget the matching records (signed by `signer`, an approver or operator) and propose the exact replay
-    without them, signed by the proposer key `by` (default: `signer`). Finishes an interrupted forget first;
-    with neither `record_id` nor `text`, only that."""
+    without them (with `approx`, the approximate negation), signed by the proposer key `by` (default:
+    `signer`). Finishes an interrupted forget first; with neither `record_id` nor `text`, only that."""
+    if approx and not replay_wanted:
+        raise UsageError("--approximate builds a proposal; --no-replay builds none: give one of them")
     ledger = Ledger.of(store)
     entries = ledger.entries()
     root = current_root(entries)
@@ -230,5 +263,5 @@ def forget(store: Store, record_id: str | None, text: str | None, signer: Signer
                 find(store, ledger, ledger.entries(), match, Path(tmp))
         except UsageError:
             return resumed  # the interrupted forget was this one
-    intent = _intent(store, ledger, match, text, signer, replay_wanted, tracking_uri)
+    intent = _intent(store, ledger, match, text, signer, replay_wanted, tracking_uri, approx)
     return _finish(store, intent, signer, by, passphrase, tracking_uri)

@@ -25,6 +25,7 @@ from governance.store import Store
 from update_pipeline import refs
 from update_pipeline.deltas import candidate_kind, compute_delta, delta_stats
 from update_pipeline.hashing import sha256_files
+from update_pipeline.train import RECIPE
 from update_pipeline.weights import WEIGHT_SUFFIX, folder_tensors, model_files
 
 
@@ -34,6 +35,11 @@ class Proposed:
     run_id: str
     kind: str
     manifest_digest: str
+    notes: tuple[str, ...] = ()  # what the proposer should know, kept in the signed manifest ("notes")
+
+
+NO_RECIPE = ("no training recipe: once promoted, an exact revert of this update, or an exact forget of records "
+             "it trained on, is impossible (revert/forget --approximate remain)")
 
 
 def _files(folder: Path, limits: Limits) -> tuple[dict[str, Path], dict[str, Path]]:
@@ -81,12 +87,14 @@ def build_manifest(base_ref: str, base_dir: Path, candidate: Path, data: Path, p
     delta = compute_delta(kind, candidate, base)
     digests = sha256_files([*base_w.values(), *base_c.values(), *cand_w.values(), *cand_c.values()])
     stats = delta_stats(delta, base)
+    notes = [NO_RECIPE] if origin is None and RECIPE not in cand_c else []
     manifest = {
         "schema": "weightgate.manifest/v1",
         "created": round(time.time(), 3),
         "proposer": proposer,
         "note": note,
         "origin": origin,
+        **({"notes": notes} if notes else {}),
         "base": {"ref": base_ref, "files": {n: digests[p] for n, p in base_w.items()},
                  "config_files": {n: digests[p] for n, p in base_c.items()}},
         "candidate": {"kind": kind, "source": str(candidate),
@@ -129,7 +137,7 @@ def propose(store: Store, base_ref: str, candidate: Path, data: Path, by: str, p
         blobs.put_file(path, {**cand["files"], **cand["config_files"]}[name])
     run_id = _log(store, pid, manifest, records, envelope, tracking_uri)  # a kill here leaves only a stray run
     proposals.create(envelope, data, {"run_id": run_id, "tracking_uri": store.tracking_uri(tracking_uri)}, keys)
-    return Proposed(pid, run_id, cand["kind"], sha256_hex(envelope))
+    return Proposed(pid, run_id, cand["kind"], sha256_hex(envelope), tuple(manifest.get("notes", [])))
 
 
 def _log(store: Store, pid: str, manifest: dict[str, Any], records: list[DataRecord], envelope: bytes,

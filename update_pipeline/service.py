@@ -149,14 +149,14 @@ class Weightgate:
         return revert(self.store, version, exact, signer, proposer, self.passphrase(who), self.tracking_uri)
 
     def forget(self, record_id: str | None, text: str | None, by: str, proposer: str | None = None,
-               replay: bool = True) -> Any:
+               replay: bool = True, approximate: bool = False) -> Any:
         """Forget records (or, with neither record_id nor text, finish an interrupted forget)."""
         from update_pipeline.forget import forget
 
         signer = self.signers(by)[0]
         who = proposer or by
         return forget(self.store, record_id, text, signer, proposer, self.passphrase(who), self.tracking_uri,
-                      replay)
+                      replay, approximate)
 
     def verify(self, deep: bool = False, anchor: str | None = None) -> dict[str, Any]:
         from update_pipeline.audit import verify_store

@@ -36,6 +36,7 @@ class Unlearned:
     removed: list[str] = field(default_factory=list)
     problem: str | None = None
     tombstoned: list[int] = field(default_factory=list)
+    negated: list[int] = field(default_factory=list)  # an approximate forget's subtracted versions
 
 
 @dataclass(frozen=True)
@@ -48,10 +49,16 @@ class Plan:
     replayed: list[int]
     records: int = 0
     problem: str | None = None
+    negated: list[int] = field(default_factory=list)  # an approximate forget: the versions whose change goes
 
     def describe(self) -> str:
         if self.problem:
             return f"no exact replay is possible: {self.problem}"
+        if self.method == "approximate" and self.negated:
+            return (f"{self.records} record(s) in ledger:{self.affected}: subtract the weight changes of "
+                    f"ledger:{self.negated} from the champion and propose that against ledger:{self.start}; the "
+                    "result is APPROXIMATE (not an exact replay) and labelled so in the proposal, the ledger and "
+                    "MLflow")
         if self.method == "approximate":
             return (f"subtract the weight change of ledger:{self.affected[0]} from the champion; the result is "
                     "APPROXIMATE and labelled so in the proposal, the ledger and MLflow")
@@ -90,22 +97,28 @@ def replay_proposer(root: Root, signer: Signer, by: str | None) -> str:
     return name
 
 
-def _approximate(store: Store, entries: list, version: int, dest: Path) -> Path:
+def approximate(store: Store, entries: list, negated: list[int], dest: Path) -> Path:
+    """The champion of `entries` minus the weight change of each version in `negated` (task-vector negation,
+    summed in float32): APPROXIMATE, and saved with no recipe, so no exact replay runs across it."""
     from safetensors.torch import save_file
 
     from update_pipeline.weights import WEIGHT_SUFFIX, load_tensors
 
     made = versions(entries)
     champ = restore_version(store, entries, champion(entries))
-    target = restore_version(store, entries, version)
-    parent = restore_version(store, entries, made[version].predicate["parent"])
+    pairs = [(restore_version(store, entries, v), restore_version(store, entries, made[v].predicate["parent"]))
+             for v in negated]
     shutil.copytree(champ, dest)
     (dest / RECIPE).unlink(missing_ok=True)  # an approximate result cannot be replayed
     for f in sorted(p.relative_to(champ) for p in champ.rglob(f"*{WEIGHT_SUFFIX}")):
-        c, t, p = load_tensors(champ / f), load_tensors(target / f), load_tensors(parent / f)
-        out = {n: (x.float() - (t[n].float() - p[n].float())).to(x.dtype).contiguous() if n in t and n in p else x
-               for n, x in c.items()}
-        save_file(out, str(dest / f), metadata={"format": "pt"})
+        c = load_tensors(champ / f)
+        out = {n: x.float() for n, x in c.items() if x.is_floating_point()}
+        for target, parent in pairs:
+            if (target / f).is_file() and (parent / f).is_file():
+                t, p = load_tensors(target / f), load_tensors(parent / f)
+                out.update({n: x - (t[n].float() - p[n].float()) for n, x in out.items() if n in t and n in p})
+        save_file({n: out[n].to(x.dtype).contiguous() if n in out else x for n, x in c.items()}, str(dest / f),
+                  metadata={"format": "pt"})
     return dest
 
 
@@ -164,7 +177,7 @@ def revert(store: Store, version: int, exact: bool, signer: Signer, by: str | No
             origin = {"revert": version, "method": "exact", "start": plan.start, "replayed": plan.replayed}
             note = f"exact revert of ledger:{version}: replayed {plan.replayed or 'nothing'} from ledger:{plan.start}"
         else:
-            result = _approximate(store, entries, version, work / "result")
+            result = approximate(store, entries, [version], work / "result")
             data = work / "empty.jsonl"
             data.write_text("")
             origin = {"revert": version, "method": "approximate", "approximate": True}

@@ -104,5 +104,6 @@ def ledger_rows(store: Store) -> list[dict[str, Any]]:
                      "champion": e.predicate["champion"], "proposal": p.get("id"), "kind": p.get("kind"),
                      "note": p.get("note"), "approvers": p.get("approvers", []), "digest": e.digest,
                      "created": e.predicate["created"], "origin": p.get("origin"),
+                     "method": e.predicate.get("method") or (p.get("origin") or {}).get("method"),
                      "signed_by": list(e.signed.signers)})
     return rows

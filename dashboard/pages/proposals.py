@@ -41,6 +41,8 @@ with left:
     st.write(f"base `{m['base']['ref']}` · candidate **{m['candidate']['kind']}** "
              f"({', '.join(m['candidate']['files'])}) · proposer **{view.proposal.proposer}**")
     st.write(f"note: {m['note'] or '-'}")
+    for line in m.get("notes", []):
+        st.info(line)
     if m.get("origin"):
         st.warning(f"made by unlearning: {m['origin']}")
     st.caption(f"manifest digest {view.proposal.manifest_digest[:16]} · delta: {m['delta']['changed_tensors']} "
