@@ -11,13 +11,13 @@ from typer.testing import CliRunner
 from governance.audit_bundle import verify_bundle
 from governance.data import load_jsonl
 from governance.ledger import Ledger
+from governance.proposals import ProposalStore
 from governance.signing import unverified_statement
 from tests.conftest import tree_digest, write_jsonl
 from tests.update_pipeline.test_forget import leaks
 from tests.update_pipeline.test_unlearn import _manifest, _through
 from update_pipeline import refs, world
 from update_pipeline.audit import export, verify_store
-from update_pipeline.check import check
 from update_pipeline.cli import app
 from update_pipeline.intake import NO_RECIPE, propose
 from update_pipeline.train import train_update
@@ -110,11 +110,11 @@ def test_forget_through_an_outside_update(store, base_model, tmp_path):
     assert got.keys() == c.keys() and all((got[n] == c[n] - (t[n] - p[n])).all() for n in got)
 
     # the check report, the new version, MLflow, ledger show and the audit bundle say so
-    report = check(store, pid).report
-    kind = report["gates"][0]
+    assert _through(store, pid) == 3  # checked (the report in force), approved, promoted
+    proposals = ProposalStore.of(store, Ledger.of(store).entries())
+    kind = proposals.latest_report(proposals.load(pid))[1]["gates"][0]
     assert kind["evidence"]["unlearning"] == "approximate"
     assert [f["level"] for f in kind["findings"]] == ["note"] and "APPROXIMATE forget" in kind["findings"][0]["message"]
-    assert _through(store, pid) == 3
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=store.tracking_uri(), registry_uri=store.tracking_uri())
