@@ -158,24 +158,30 @@ def forget(
 
 @ledger_app.command("show")
 def ledger_show(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """List ledger entries: action, version, champion, proposal, approvers."""
+    """List ledger entries: action, version (and its MLflow registered version), champion, proposal, approvers."""
     from rich.console import Console
     from rich.table import Table
 
+    from update_pipeline.registry_sync import registered_numbers
     from update_pipeline.views import ledger_rows
 
     rows = ledger_rows(shared.store())
+    numbers = registered_numbers(shared.store(), shared.tracking_uri()) if rows else {}
+    for r in rows:  # MLflow numbers its versions itself: the registered version that holds this ledger version
+        r["mlflow_version"] = numbers.get(r["version"]) if r["action"] in ("genesis", "promote") else None
     if as_json:
         shared.emit(rows)
         return
     table = Table(title="weightgate ledger")
-    for col in ("seq", "action", "version", "champion", "proposal", "signed by", "approvers", "entry digest"):
+    for col in ("seq", "action", "version", "mlflow version", "champion", "proposal", "signed by", "approvers",
+                "entry digest"):
         table.add_column(col, no_wrap=col in ("seq", "action", "proposal", "entry digest"))
     dash = lambda v: "-" if v is None else str(v)  # noqa: E731
     for r in rows:
         action = r["action"] + (" APPROXIMATE" if r.get("method") == "approximate" else "")
-        table.add_row(str(r["seq"]), action, dash(r["version"]), dash(r["champion"]), r["proposal"] or "-",
-                      ", ".join(r["signed_by"]), ", ".join(r["approvers"]) or "-", r["digest"][:12])
+        table.add_row(str(r["seq"]), action, dash(r["version"]), dash(r["mlflow_version"]), dash(r["champion"]),
+                      r["proposal"] or "-", ", ".join(r["signed_by"]), ", ".join(r["approvers"]) or "-",
+                      r["digest"][:12])
     Console().print(table)
 
 

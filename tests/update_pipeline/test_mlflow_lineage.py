@@ -97,6 +97,19 @@ def test_registry_names_ledger_versions_lineage_and_data(tmp_path, monkeypatch, 
     assert RECIPE in entries[1].predicate["weights"]["files"] and entries[1].predicate["recipe"] is None
     assert verify_store(store)["champion"] == 1  # what @champion serves is checked against the ledger
 
+    # ledger show: MLflow's registered version beside each ledger version
+    from typer.testing import CliRunner
+
+    from update_pipeline.cli import app
+
+    r = CliRunner().invoke(app, ["--home", str(store.home), "ledger", "show", "--json"])
+    assert r.exit_code == 0, r.output
+    shown = {(x["action"], x["version"], x["mlflow_version"]) for x in json.loads(r.stdout)}
+    assert {("genesis", 0, mvs[0].version), ("promote", 1, mvs[1].version)} <= shown
+    assert all(m is None for a, _, m in shown if a not in ("genesis", "promote"))
+    r = CliRunner().invoke(app, ["--home", str(store.home), "ledger", "show"], env={"COLUMNS": "240"})
+    assert r.exit_code == 0 and "mlflow version" in r.stdout
+
     # another tracking store named against this one is refused, and nothing is written there
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'elsewhere.db'}")
     with pytest.raises(UsageError, match="config.json"):
