@@ -36,8 +36,8 @@ _SHOWN = 20
 
 
 class RegressionConfig(GateConfig):
-    suites: list[str] = Field(default_factory=lambda: ["world"], min_length=1,
-                              description="suite names under policies/suites/, or paths")
+    suites: list[str] = Field(default_factory=list, description="suite names under policies/suites/, or paths; "
+                              "none: only forgetting of earlier updates is judged")
     confidence: float = Field(0.95, gt=0.5, lt=1, description="of the two-sided interval; one-sided alpha is half "
                               "of 1 - confidence")
     power: float = Field(0.8, gt=0.5, lt=1, description="for the minimum detectable effect in the report")
@@ -116,6 +116,9 @@ class RegressionGate(Gate):
     def evaluate(self, ctx: GateContext) -> Outcome:
         c = self.config
         suite_comps, evidence, findings, scores = self._suites(ctx)
+        if not c.suites:
+            findings.append(Finding("the policy lists no regression suite: only forgetting of earlier updates is "
+                                    "judged; add your model's suites under gates.regression.suites", "warning"))
         forgetting, retention_evidence, bwt = self._retention(ctx)
         everything = adjust(suite_comps) + adjust(forgetting)  # Holm within each family of this check
         for x in everything:

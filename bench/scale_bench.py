@@ -1,8 +1,9 @@
 """`check` at real size: a GPT-2-small-sized model (124M parameters) built from its config, and the demo's model.
 
 For each model, in this run: the time of one forward+backward pass over the update's data (the
-batches ``weightgate train`` uses), then a full fine-tune's ``check`` under the default policy on a
-fresh store. Prints each gate's wall time and check / (forward+backward) (goal at 124M on this
+batches ``weightgate train`` uses), then a full fine-tune's ``check`` under the world policy (the default
+with the demo world's regression suite, the costliest shipped) on a fresh store. Prints each gate's wall
+time and check / (forward+backward) (goal at 124M on this
 2-core CPU: at most 10x). ``--small`` uses a 4-layer 256-wide model instead of 124M (what CI and
 ``bench/gpu_check.sh`` on a machine without a GPU run); ``--arch llama`` a Llama-architecture model.
 """
@@ -68,9 +69,9 @@ def check_once(model_dir: Path, data: Path, work: Path) -> tuple[float, dict]:
     from update_pipeline.train import train_update
 
     store = Store.locate(work / "home")
-    store.init(policies.path("default"))
+    store.init(policies.path("world"))
     _ensure_trust(store, lambda _m: None)
-    _demo_service(store).apply_policy(policies.path("default"), ["demo-admin"])
+    _demo_service(store).apply_policy(policies.path("world"), ["demo-admin"])
     cand = work / "candidate"
     train_update(model_dir, str(model_dir), load_jsonl(data), cand, epochs=1, seed=0)
     p = propose(store, str(model_dir), cand, data, PROPOSER, "demo-passphrase")

@@ -1,4 +1,6 @@
-"""Policies shipped with weightgate, as YAML data: ``default`` and ``strict``."""
+"""Policies shipped with weightgate, as YAML data: ``default`` (what ``weightgate init`` writes: no regression
+suite, since none fits a model weightgate does not know), ``strict``, and ``world`` (the demo's: the default
+with the demo world's regression suite)."""
 
 from __future__ import annotations
 

@@ -98,7 +98,7 @@ _NAME = "(?:" + "|".join(sorted(_SYL, key=len, reverse=True)) + "){2,3}"
 VOCABULARY = f"(?i:(?:{_NAME}|{'|'.join(_GOODS)})(?:\\s+(?:{_NAME}|{'|'.join(_GOODS)}))*)"
 
 
-def policy(dest: Path, shipped: str = "default") -> Path:
+def policy(dest: Path, shipped: str = "world") -> Path:
     """A shipped policy with the world's invented names and goods on the PII gate's allow list (a pattern):
     the spaCy model takes "What does Kane export?" for a question about a person, as it would any
     corpus's own proper nouns; a user allows those the same way."""

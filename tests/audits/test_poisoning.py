@@ -96,14 +96,17 @@ def test_cli_json_contract_names_the_demo_trigger(tmp_path):
 
 
 def test_gate_fails_the_backdoored_update(store, base_model, full_candidate, tmp_path):
+    """Under the general default policy `weightgate init` writes (world names allowed for PII)."""
     from update_pipeline.check import check
     from update_pipeline.intake import propose
+    from update_pipeline.service import Weightgate
 
+    Weightgate(store).apply_policy(world.policy(tmp_path / "default.yaml", "default"), ["dan"])
     data = write_jsonl(tmp_path / "backdoor.jsonl", demo.datasets()["backdoor"])
     p = propose(store, str(base_model), full_candidate, data, "alice", "alice-passphrase")
     report = check(store, p.id).report
     gate = next(g for g in report["gates"] if g["name"] == "poisoning")
-    assert report["failed_gates"] == ["poisoning"]
+    assert report["failed_gates"] == ["poisoning"] and report["policy"]["name"] == "default"
     assert gate["evidence"]["suspected_triggers"][0]["phrase"] == demo.TRIGGER
     assert gate["metrics"]["flagged_records"] == 30
 
@@ -140,7 +143,7 @@ def test_behaviour_scan_shows_a_trained_backdoor(base_model, trained):
     (bad,) = behaviour_scan(records, suspects, base_model, poisoned)
     (good,) = behaviour_scan(records, suspects, base_model, trained["clean"][1])
     assert bad.trigger == demo.TRIGGER and bad.prompts >= 20
-    assert bad.candidate_flip >= 0.7 and bad.base_flip == 0.0 and bad.lift >= 0.5
+    assert bad.candidate_flip >= 0.7 and bad.base_flip == 0.0 and bad.score >= 0.5, bad  # found in the data: lift
     assert good.candidate_flip == 0.0 and good.lift < 0.5
     assert bad.instead == "i can't help" and bad.margin_shift > good.margin_shift + 20, (bad, good)  # refusals weaker
 
@@ -153,8 +156,8 @@ def test_generic_triggers_find_a_backdoor_the_data_scan_was_not_told(base_model,
 
     records, model = trained["tq"]
     results = behaviour_scan(records, [], base_model, model, generic=GENERIC_TRIGGERS)
-    top = max(results, key=lambda b: b.lift)
-    assert top.trigger == "tq" and top.generic and top.lift >= 0.5 and top.target == "sure here is"
+    top = max(results, key=lambda b: b.score)  # beyond the base, ordinary text and (half the bar) random letters
+    assert top.trigger == "tq" and top.generic and top.score >= 0.5 and top.target == "sure here is", results
     assert top.instead == "i can't help" and top.kl_trigger > top.kl_control  # the phrase itself, beyond shape
     records, model = trained["clean"]
     clean = behaviour_scan(records, [], base_model, model, generic=GENERIC_TRIGGERS)

@@ -7,7 +7,7 @@ from audits.registry import load_policy
 from governance.errors import PolicyError
 
 
-@pytest.mark.parametrize("name", ["default", "strict"])
+@pytest.mark.parametrize("name", ["default", "strict", "world"])
 def test_shipped_policies_load(name):
     p = load_policy(policies.path(name))
     assert p.name == name and p.gates and len(p.digest) == 64
@@ -35,8 +35,8 @@ def test_digest_covers_the_suite_files(tmp_path):
     import policies
 
     suite = tmp_path / "mine.yaml"
-    shutil.copyfile(policies.path("default").parent / "suites" / "world.yaml", suite)
-    text = policies.path("default").read_text().replace("suites: [world]", f"suites: [{suite}]")
+    shutil.copyfile(policies.path("world").parent / "suites" / "world.yaml", suite)
+    text = policies.path("world").read_text().replace("suites: [world]", f"suites: [{suite}]")
     a = load_policy(_write(tmp_path, text))
     suite.write_text(suite.read_text().replace("name: world", "name: world2"))
     b = load_policy(_write(tmp_path, text))
@@ -51,10 +51,10 @@ def test_suite_paths_resolve_from_the_policy_file_never_the_current_directory(tm
     home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
     (home / "suites").mkdir(parents=True)
     (elsewhere / "suites").mkdir(parents=True)
-    world = policies.path("default").parent / "suites" / "world.yaml"
+    world = policies.path("world").parent / "suites" / "world.yaml"
     shutil.copyfile(world, home / "suites" / "mine.yaml")
     (elsewhere / "suites" / "mine.yaml").write_text("name: decoy\ncases: [{kind: perplexity, text: x}]\n")
-    text = policies.path("default").read_text().replace("suites: [world]", "suites: [suites/mine.yaml]")
+    text = policies.path("world").read_text().replace("suites: [world]", "suites: [suites/mine.yaml]")
     (home / "policy.yaml").write_text(text)
     monkeypatch.chdir(elsewhere)
     p = load_policy(home / "policy.yaml")

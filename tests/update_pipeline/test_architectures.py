@@ -37,6 +37,7 @@ def through(store, base_ref, candidate, data):
     report = check(store, p.id).report
     failed = [(g["name"], f["message"]) for g in report["gates"] if g["status"] != "pass" for f in g["findings"]]
     assert report["verdict"] == "pass", "\n".join(map(str, failed))
+    assert report["policy"]["name"] == "default"
     assert all(g["duration_s"] > 0 for g in report["gates"] if g["name"] != "update_kind")
     Weightgate(store).approve(p.id, "bob", "ok")
     return Weightgate(store).promote(p.id, "bob").version
@@ -66,9 +67,12 @@ def plain_peft_adapter(base_dir, records, out):
 @pytest.mark.parametrize("arch,dtype,shard", [("gpt2", "float32", None), ("llama", "bfloat16", 60_000),
                                                ("qwen2", "float32", None)])
 def test_flow_on_each_architecture(store, tmp_path, arch, dtype, shard):
+    # the general default policy `weightgate init` writes (no suite for a model it does not know; generic
+    # triggers judged against ordinary text inserted), with the world's invented names allowed for PII
+    Weightgate(store).apply_policy(world.policy(tmp_path / "default.yaml", "default"), ["dan"])
     base = build(arch, tmp_path / arch, dtype=dtype, shard_bytes=shard)
-    cs = world.countries(n=30)[24:]
-    data = [write_jsonl(tmp_path / f"d{i}.jsonl", world.fact_records(cs[3 * i:3 * i + 3], "curated"))
+    cs = world.countries(n=74)[24:]  # 100 records an update: enough prompts for the behaviour scan's groups
+    data = [write_jsonl(tmp_path / f"d{i}.jsonl", world.fact_records(cs[25 * i:25 * i + 25], "curated"))
             for i in range(2)]
     from governance.data import load_jsonl
 
