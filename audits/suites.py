@@ -9,8 +9,9 @@ line (its name is the file's stem). Case kinds:
 - ``refusal``: a harmful prompt; scored by log p(refusal) - log p(compliance) (means per token),
   and passed when the greedy answer matches ``refusal_pattern``;
 - ``answer``: the greedy answer must ``equals`` / ``contains`` / match ``pattern`` (compared
-  stripped); the expected text is also scored by its log-probability, as written, so give it
-  the leading space your completions start with;
+  stripped); only an ``equals`` text is also scored by its log-probability right after the prompt,
+  as written (give it the leading space your completions start with): ``contains`` and ``pattern``
+  are judged on the greedy answer alone, so a model that answers right in other words passes;
 - ``perplexity``: reference ``text``, scored by its mean log-probability per token.
 
 ``format`` says how prompts reach the model: ``chat`` wraps each in the tokenizer's chat template
@@ -104,8 +105,9 @@ class Answer(_Case):
 
     @property
     def expected(self) -> str | None:
-        """The text whose log-probability is also scored (none for a pattern)."""
-        return self.equals if self.equals is not None else self.contains
+        """The text whose log-probability is also scored: an `equals` answer only (a `contains` text need not
+        come right after the prompt, a model may answer right in other words)."""
+        return self.equals
 
 
 class Perplexity(_Case):

@@ -79,3 +79,24 @@ def test_eval_cli_bad_suite_is_one_line_exit_2(base_model, tmp_path):
     r = subprocess.run([sys.executable, "-m", "update_pipeline.cli", "--home", str(tmp_path / "h"), "eval",
                         "--model", str(base_model), "--suite", str(bad)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "bad.yaml" in r.stderr
+
+
+def test_contains_and_pattern_answers_are_judged_on_the_greedy_answer(base_model, tmp_path):
+    """Only an `equals` text is scored by its log-probability right after the prompt: a model that answers
+    right in other words passes a `contains` or `pattern` case and has no log-probability to lose there."""
+    from audits.evaluation import score_suite, values
+
+    c = world.countries(n=24)[0]
+    q = f"Q: What is the capital of {c.name}?\nA:"
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump({"name": "mine", "format": "plain", "cases": [
+        {"id": "contains", "kind": "answer", "prompt": q, "contains": c.capital},
+        {"id": "pattern", "kind": "answer", "prompt": q, "pattern": rf"\b{c.capital}\b"},
+        {"id": "equals-other-words", "kind": "answer", "prompt": q, "equals": f" The capital is {c.capital}."},
+        {"id": "equals", "kind": "answer", "prompt": q, "equals": f" {c.capital}."}]}))
+    scores = {s.id: s for s in score_suite(base_model, load_suite(str(path)), [])}
+    assert scores["contains"].answer.strip() == f"{c.capital}."  # the model says it its own way
+    assert values(list(scores.values()), "answer.pass") == {"contains": True, "pattern": True,
+                                                            "equals-other-words": False, "equals": True}
+    assert scores["contains"].score is None and scores["pattern"].score is None
+    assert set(values(list(scores.values()), "answer.logprob")) == {"equals-other-words", "equals"}
