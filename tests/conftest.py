@@ -82,7 +82,7 @@ def _trusted_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     mp = pytest.MonkeyPatch()
     mp.delenv("MLFLOW_TRACKING_URI", raising=False)
     s = Store.locate(tmp_path_factory.mktemp("template") / "home")
-    s.init(world.policy(tmp_path_factory.mktemp("policy") / "policy.yaml"))  # the default, world names allowed
+    s.init(world.policy(tmp_path_factory.mktemp("policy") / "policy.yaml"))  # the world policy, its names allowed
     trusted_store(s)
     mp.undo()
     return s.home

@@ -35,7 +35,7 @@ def test_help_imports_nothing_heavy():
                                  ["audit", "export"], ["audit", "verify"], ["demo"], ["trust"], ["trust", "init"],
                                  ["trust", "show"], ["trust", "add-key"], ["trust", "revoke"], ["trust", "rotate"],
                                  ["trust", "thresholds"], ["policy", "apply"], ["policy", "show"],
-                                 ["ledger", "checkpoint"]])
+                                 ["ledger", "checkpoint"], ["gc"], ["doctor"]])
 def test_every_command_has_help(cmd):
     r = wg(*cmd, "--help")
     assert r.returncode == 0 and "Usage" in r.stdout
@@ -44,7 +44,7 @@ def test_every_command_has_help(cmd):
 def test_cli_flow_and_exit_codes(tmp_path, base_model, full_candidate, update_data):
     home = tmp_path / "home"
     env = {"WEIGHTGATE_PASSPHRASE": "a long enough passphrase"}
-    policy = world.policy(tmp_path / "world-policy.yaml")  # the default, the world's invented names allowed
+    policy = world.policy(tmp_path / "world-policy.yaml")  # the demo world's policy, its invented names allowed
     assert wg("init", "--policy", str(policy), home=home).returncode == 0
     assert wg("keys", "create", "pat", "--role", "proposer", home=home, env=env).returncode == 0
     assert wg("keys", "create", "admin", "--role", "root", home=home, env=env).returncode == 0
