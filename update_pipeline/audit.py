@@ -3,7 +3,6 @@ with ``deep``, every version restored and every reference between entries checke
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from governance.signing import sha256_hex
 from governance.store import Store
 from governance.tensorstore import TensorStore, version_blobs
 from update_pipeline.hashing import sha256_files
+from update_pipeline.scratch import scratch
 from update_pipeline.witnesses import check_witnesses
 
 
@@ -123,7 +123,7 @@ def _report_file(store: Store, pred: dict[str, Any], where: str) -> None:
 
 
 def _restores(store: Store, entries: list[Entry], pred: dict[str, Any], where: str) -> None:
-    with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
+    with scratch(store, "audit") as tmp:
         out = TensorStore(store.blobs()).restore(chain(entries, pred["version"]), Path(tmp) / "v")
         want = {n: f["sha256"] for n, f in pred["weights"]["files"].items()}
         have = sha256_files([out / n for n in want])

@@ -19,7 +19,6 @@ rollback refuse to run while one is unfinished.
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ from update_pipeline import shred, witnesses
 from update_pipeline.intake import Proposed, propose
 from update_pipeline.promote import seal_data
 from update_pipeline.replay import data_of, lineage, read_data, read_keys, replay, steps_of
+from update_pipeline.scratch import scratch
 from update_pipeline.unlearn import Plan, Unlearned, approximate, checked_plan, digest, proposal_for, replay_proposer
 
 MIN_SWEEP = 8  # shorter strings (ids, sources) would match unrelated files
@@ -132,7 +132,7 @@ def refusal(entries: list[Entry], plan: Plan) -> str:
 def plan_forget(store: Store, record_id: str | None, text: str | None, approx: bool = False) -> Plan:
     ledger = Ledger.of(store)
     entries = ledger.entries()
-    with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
+    with scratch(store, "forget") as tmp:
         hits, found, _ = find(store, ledger, entries, matcher(record_id, text), Path(tmp))
     return plan_of(entries, hits, len({r.record_hash for r in found}), approx)
 
@@ -153,7 +153,7 @@ def _intent(store: Store, ledger: Ledger, match: Any, sweep_text: str | None, si
     from update_pipeline.promote import sync_registry
 
     blobs = store.blobs()
-    with ledger.lock(), tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
+    with ledger.lock(), scratch(store, "forget") as tmp:
         entries = ledger.entries()
         current_root(entries).allow("forget", [signer])
         hits, found, macs = find(store, ledger, entries, match, Path(tmp))
@@ -201,7 +201,7 @@ def _replay_proposal(store: Store, entries: list[Entry], intent: Entry, by: str,
     if found is not None:
         return found
     ledger = Ledger.of(store)
-    with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
+    with scratch(store, "forget") as tmp:
         if p.get("negated"):  # from the weights as they were before the intent tombstoned them (shredded next)
             result = approximate(store, entries[:intent.seq - 1], p["negated"], Path(tmp) / "result")
             data = Path(tmp) / "empty.jsonl"
@@ -259,7 +259,7 @@ def forget(store: Store, record_id: str | None, text: str | None, signer: Signer
     match = matcher(record_id, text)
     if resumed is not None:
         try:
-            with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
+            with scratch(store, "forget") as tmp:
                 find(store, ledger, ledger.entries(), match, Path(tmp))
         except UsageError:
             return resumed  # the interrupted forget was this one

@@ -7,7 +7,6 @@ the store exactly as it was.
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from governance.store import Store
 from update_pipeline import refs
 from update_pipeline.deltas import candidate_kind, compute_delta, delta_stats
 from update_pipeline.hashing import sha256_files
+from update_pipeline.scratch import scratch
 from update_pipeline.train import RECIPE
 from update_pipeline.weights import WEIGHT_SUFFIX, folder_tensors, model_files
 
@@ -156,7 +156,7 @@ def _log(store: Store, pid: str, manifest: dict[str, Any], records: list[DataRec
                "data.records": manifest["data"]["records"]}
     metrics.update({f"delta.l2.{n}": s["l2"] for n, s in delta["tensors"].items()})
     lineage = Lineage(store.tracking_uri(tracking_uri), store.artifacts_dir)
-    with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
+    with scratch(store, "intake") as tmp:
         signed = Path(tmp) / "manifest.dsse.json"
         signed.write_bytes(envelope)
         return lineage.log_proposal(pid, params, metrics, {"proposal": signed}, frame,

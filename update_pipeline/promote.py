@@ -11,7 +11,6 @@ of truth: a registry left behind by a crash is brought in line by the next write
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from governance.trust import Root
 from governance.vault import seal
 from update_pipeline import witnesses
 from update_pipeline.registry_sync import sync_registry
+from update_pipeline.scratch import scratch
 from update_pipeline.shred import release_candidates
 from update_pipeline.versions import (
     adapter_of,
@@ -189,7 +189,7 @@ def promote(store: Store, ref: str, signers: list[Signer], tracking_uri: str | N
             raise UsageError(f"proposal {proposal.id} was made against another base than the champion "
                              f"(ledger:{current}); propose again with --base ledger:champion")
         version = max(versions(entries)) + 1
-        with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
+        with scratch(store, "promote") as tmp:
             result = proposal_result(store, proposal, base_dir, Path(tmp) / "result")
             lora = adapter_of(store, proposal, base_dir) if proposal.manifest["candidate"]["kind"] == "lora" else None
             weights = tensors.put_version(result, parent, raw_reader(base_dir), *(lora or ()))

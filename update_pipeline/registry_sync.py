@@ -10,7 +10,6 @@ delete from MLflow.
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from governance.lineage import Lineage
 from governance.mlflow_model import omitted
 from governance.proposals import ProposalStore
 from governance.store import CHAMPION_ALIAS, Store
+from update_pipeline.scratch import scratch
 from update_pipeline.versions import prune_restores, restore_version
 
 
@@ -91,7 +91,7 @@ def _register(store: Store, lineage: Lineage, entries: list[Entry], entry: Entry
                    "source": str(store.proposals_dir / p["id"] / "data.jsonl"),
                    "tags": {"weightgate.merkle_root": data["merkle_root"],
                             "weightgate.records": len(data.get("record_macs") or [])}}
-    with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
+    with scratch(store, "registry-sync") as tmp:
         where = store.blobs().materialize(adapter, Path(tmp) / "adapter") if adapter else None
         return lineage.register_version(
             store.model_name, version, folder, tags, run, where, run_name=_run_name(entry),

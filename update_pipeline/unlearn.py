@@ -10,7 +10,6 @@ first; a rerun after a kill reuses it.
 from __future__ import annotations
 
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from governance.trust import RULES, Root
 from update_pipeline import witnesses
 from update_pipeline.intake import Proposed, propose
 from update_pipeline.replay import lineage, replay, steps_of
+from update_pipeline.scratch import scratch
 from update_pipeline.train import RECIPE
 from update_pipeline.versions import restore_version
 
@@ -169,7 +169,7 @@ def revert(store: Store, version: int, exact: bool, signer: Signer, by: str | No
     found = proposal_for(store, ledger.entries(), entry.seq)
     if found is not None:
         return Unlearned(found, plan.method, [version], plan.replayed)
-    with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
+    with scratch(store, "unlearn") as tmp:
         work = Path(tmp)
         if exact:
             assert plan.start is not None

@@ -19,6 +19,7 @@ from governance.ledger import Entry, Ledger, champion
 from governance.lineage import Lineage
 from governance.store import CHAMPION_ALIAS, Store
 from governance.witness import FileWitness, file_witnesses, make_checkpoint, read_checkpoint
+from update_pipeline.scratch import scratch
 
 MLFLOW_TAG = "weightgate.checkpoint"
 
@@ -75,8 +76,6 @@ def check_witnesses(store: Store, entries: list[Entry], tracking_uri: str | None
 
 
 def _check_alias(store: Store, lineage: Lineage, entries: list[Entry], where: str) -> None:
-    import tempfile
-
     from governance.ledger import versions
 
     current = champion(entries)
@@ -91,7 +90,7 @@ def _check_alias(store: Store, lineage: Lineage, entries: list[Entry], where: st
     files = {n: f["sha256"] for n, f in versions(entries)[current].predicate["weights"]["files"].items()}
     skip = omitted(current, versions(entries))  # a recipe that is not the version's own is not served
     want = {n: d for n, d in files.items() if n not in skip}
-    with tempfile.TemporaryDirectory(dir=store.cache_dir) as tmp:
+    with scratch(store, "witness") as tmp:
         served = lineage.version_file_digests(mv, Path(tmp))
     if served not in (want, files):  # all of them: registered before such recipes were left out
         claimed = mv.tags.get("weightgate.ledger_version", "?")

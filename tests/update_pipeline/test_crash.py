@@ -67,6 +67,7 @@ def test_kill_promotion_at_many_points(backend, request, base_model, tmp_path):
     goes with its connection)."""
     from governance.store import Store
     from tests.conftest import pg_home
+    from update_pipeline import scratch
 
     store = request.getfixturevalue("store" if backend == "sqlite" else "pg_store")
     points = POINTS if backend == "sqlite" else 10
@@ -110,6 +111,8 @@ def test_kill_promotion_at_many_points(backend, request, base_model, tmp_path):
             r = subprocess.run(_promote_cmd(pid), env=_env(home), capture_output=True, text=True, timeout=300)
             assert (r.returncode == 0) if got == 1 else ("already promoted" in r.stderr), r.stderr
             assert _champion(s) == 2
+            if got == 1:  # the promotion that ran removed the killed one's scratch copy and its own
+                assert not list(scratch.root(s).glob("p*"))
             _verify_after_kill(s)
         shutil.rmtree(home)
     print(f"\nkill points ({backend}): {points}; champion old {outcomes.count(1)}, new {outcomes.count(2)}; "
