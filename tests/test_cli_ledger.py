@@ -4,11 +4,27 @@ import json
 import sqlite3
 import subprocess
 
+import pytest
+
 from tests.test_cli import wg
 from update_pipeline import world
 
 ENV = {"WEIGHTGATE_PASSPHRASE_PAT": "pat-passphrase", "WEIGHTGATE_PASSPHRASE_RUTH": "ruth-passphrase",
        "WEIGHTGATE_PASSPHRASE_SAM": "sam-passphrase", "WEIGHTGATE_PASSPHRASE_ADA": "ada-passphrase"}
+
+
+@pytest.fixture(scope="module")
+def _made(tmp_path_factory, base_model, full_candidate, update_data):
+    """A store with a checked proposal, made once by the CLI; each test works on its own copy."""
+    return _setup(tmp_path_factory.mktemp("cli-ledger"), base_model, full_candidate, update_data)
+
+
+@pytest.fixture
+def made(_made, tmp_path):
+    from tests.update_pipeline.test_unlearn_kills import copy_store
+
+    copy_store(_made[0], tmp_path / "home")
+    return tmp_path / "home", _made[1]
 
 
 def _setup(tmp_path, base_model, full_candidate, update_data):
@@ -27,8 +43,8 @@ def _setup(tmp_path, base_model, full_candidate, update_data):
     return home, pid
 
 
-def test_approve_promote_show_verify_rollback_export(tmp_path, base_model, full_candidate, update_data):
-    home, pid = _setup(tmp_path, base_model, full_candidate, update_data)
+def test_approve_promote_show_verify_rollback_export(made, tmp_path):
+    home, pid = made
     r = wg("promote", pid, "--by", "ruth", home=home, env=ENV)
     assert r.returncode == 1 and "approvals 0/1" in r.stderr
     r = wg("approve", pid, "--by", "sam", home=home, env=ENV)
@@ -65,11 +81,11 @@ def test_approve_promote_show_verify_rollback_export(tmp_path, base_model, full_
     assert r.returncode == 1 and "ledger entry 4" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
-def test_concurrent_writers_are_serialized(tmp_path, base_model, full_candidate, update_data):
+def test_concurrent_writers_are_serialized(made):
     import os
     import sys
 
-    home, pid = _setup(tmp_path, base_model, full_candidate, update_data)
+    home, pid = made
     wg("approve", pid, "--by", "ruth", home=home, env=ENV)
     assert wg("promote", pid, "--by", "ruth", home=home, env=ENV).returncode == 0
     env = {**os.environ, **ENV, "WEIGHTGATE_HOME": str(home)}

@@ -53,23 +53,22 @@ def _insert(home, predicate, signer, seq=None):
 
 
 def _proposal(home, promoted, tmp_path):  # noqa: F811
-    """A fresh, checked proposal by alice against the champion."""
+    """A fresh, checked proposal by alice against the champion (made in this process: the attacks below use
+    the CLI)."""
     from governance.data import load_jsonl
+    from governance.store import Store
     from tests.conftest import write_jsonl
     from update_pipeline import refs, world
+    from update_pipeline.check import check
+    from update_pipeline.intake import propose
     from update_pipeline.train import train_update
 
     data = write_jsonl(tmp_path / "next.jsonl", world.fact_records(world.countries(n=40)[37:], "curated"))
     out = tmp_path / "next"
-    from governance.store import Store
-
     store = Store.locate(home)
     train_update(refs.resolve("ledger:champion", store), "ledger:champion", load_jsonl(data), out, epochs=1)
-    r = run("propose", "--base", "ledger:champion", "--candidate", str(out), "--data", str(data), "--by", "alice",
-            home=home)
-    assert r.returncode == 0, r.stderr
-    pid = r.stdout.split()[1]
-    assert run("check", pid, home=home).returncode == 0
+    pid = propose(store, "ledger:champion", out, data, "alice", PASSPHRASES["alice"]).id
+    assert check(store, pid).report["verdict"] == "pass"
     return pid
 
 

@@ -18,7 +18,7 @@ from tests.update_pipeline.test_ledger_flow import promote_chain
 from update_pipeline.service import Weightgate
 from update_pipeline.unlearn import proposal_for
 
-POINTS = 12
+POINTS = 9
 
 
 def _cli(home, *args):
