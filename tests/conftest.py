@@ -27,6 +27,23 @@ def write_jsonl(path: Path, records: list[dict]) -> Path:
     return path
 
 
+def copy_store(src, dst):
+    """A copy of a store whose MLflow database points at the copy's own artifacts (MLflow keeps absolute
+    artifact locations: a plain copy would delete the original's files when it tombstones a version)."""
+    import shutil
+    import sqlite3
+
+    shutil.copytree(src, dst)
+    db = sqlite3.connect(dst / "mlflow.db")
+    with db:
+        for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+            for col in db.execute(f"PRAGMA table_info('{table}')").fetchall():
+                if col[2].upper().startswith(("VARCHAR", "TEXT")):
+                    db.execute(f'UPDATE "{table}" SET "{col[1]}" = replace("{col[1]}", ?, ?) '
+                               f'WHERE "{col[1]}" LIKE ?', (str(src), str(dst), f"%{src}%"))
+    db.close()
+
+
 def tree_digest(root: Path) -> dict[str, str]:
     """Every file under root with the sha256 of its bytes: to show nothing was written."""
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()

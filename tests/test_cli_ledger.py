@@ -21,7 +21,7 @@ def _made(tmp_path_factory, base_model, full_candidate, update_data):
 
 @pytest.fixture
 def made(_made, tmp_path):
-    from tests.update_pipeline.test_unlearn_kills import copy_store
+    from tests.conftest import copy_store
 
     copy_store(_made[0], tmp_path / "home")
     return tmp_path / "home", _made[1]

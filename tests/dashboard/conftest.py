@@ -2,22 +2,37 @@
 
 from pathlib import Path
 
+import pytest
 
-def demo_with_waiting_proposal(root: Path, approvals: int = 1, members: tuple[tuple[str, str, str], ...] = ()):
-    """(store, demo summary, id of a checked, passing, unapproved proposal) under a policy needing
-    `approvals` approvals, with `members` (name, role, passphrase) added to the trust root by the demo admin."""
+
+@pytest.fixture(scope="session")
+def demo_made(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """The demo's store, made once (home, demo summary); each module works on its own copy."""
+    from governance.store import Store
+    from update_pipeline import demo
+
+    store = Store.locate(tmp_path_factory.mktemp("demo") / "home")
+    return store.home, demo.run_demo(store, quiet=True)
+
+
+def demo_with_waiting_proposal(made: tuple[Path, dict], root: Path, approvals: int = 1,
+                               members: tuple[tuple[str, str, str], ...] = ()):
+    """(store, demo summary, id of a checked, passing, unapproved proposal): a copy of the demo's store
+    `made`, under a policy needing `approvals` approvals, with `members` (name, role, passphrase) added to the
+    trust root by the demo admin."""
     import yaml
 
     from governance.data import load_jsonl
     from governance.store import Store
-    from tests.conftest import write_jsonl
+    from tests.conftest import copy_store, write_jsonl
     from update_pipeline import demo, refs, world
     from update_pipeline.check import check
     from update_pipeline.intake import propose
     from update_pipeline.train import train_update
 
+    copy_store(made[0], root / "home")
     store = Store.locate(root / "home")
-    summary = demo.run_demo(store, quiet=True)
+    summary = {**made[1], "home": str(store.home)}
     from governance.keys import KeyRing
     from update_pipeline.service import Weightgate
 

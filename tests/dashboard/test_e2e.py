@@ -28,11 +28,11 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def two_approver_store(tmp_path_factory):
+def two_approver_store(tmp_path_factory, demo_made):
     """The demo's store under a policy needing two approvals, with a clean proposal waiting for them."""
     from tests.dashboard.conftest import demo_with_waiting_proposal
 
-    store, _, pid = demo_with_waiting_proposal(tmp_path_factory.mktemp("e2e"), approvals=2,
+    store, _, pid = demo_with_waiting_proposal(demo_made, tmp_path_factory.mktemp("e2e"), approvals=2,
                                                members=(("second-approver", "approver", "second-passphrase"),))
     return store, pid
 

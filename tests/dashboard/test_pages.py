@@ -11,12 +11,12 @@ APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 
 
 @pytest.fixture(scope="module")
-def demo_store(tmp_path_factory):
+def demo_store(tmp_path_factory, demo_made):
     """The demo's store, plus one more clean proposal (checked, passing, not yet approved)."""
     from governance.keys import KeyRing
     from tests.dashboard.conftest import demo_with_waiting_proposal
 
-    store, summary, pid = demo_with_waiting_proposal(tmp_path_factory.mktemp("dashboard"),
+    store, summary, pid = demo_with_waiting_proposal(demo_made, tmp_path_factory.mktemp("dashboard"),
                                                      members=(("auditor-ann", "auditor", "ann-passphrase"),))
     KeyRing(store.keys_dir).create("mallory", "approver", "mallory-passphrase")  # never added to the root
     return store, summary, pid

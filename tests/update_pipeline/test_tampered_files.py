@@ -43,14 +43,15 @@ def test_malformed_config(home, text):
     assert r.returncode == 2 and "config.json" in r.stderr
 
 
-def test_stray_file_in_a_proposal(home, base_model, full_candidate, update_data):
-    env = {"WEIGHTGATE_PASSPHRASE_ALICE": "alice-passphrase", "WEIGHTGATE_PASSPHRASE_BOB": "bob-passphrase"}
-    r = wg("propose", "--base", str(base_model), "--candidate", str(full_candidate), "--data", str(update_data),
-           "--by", "alice", home=home, env=env)
-    pid = r.stdout.split()[1]
-    assert wg("check", pid, home=home).returncode == 0
+def test_stray_file_in_a_proposal(store, base_model, full_candidate, update_data):
+    from update_pipeline.check import check
+    from update_pipeline.intake import propose
+
+    home = store.home
+    pid = propose(store, str(base_model), full_candidate, update_data, "alice", "alice-passphrase").id
+    assert check(store, pid).report["verdict"] == "pass"
     (home / "proposals" / pid / "reports" / "x.dsse.json").write_text("{}")
-    r = wg("approve", pid, "--by", "bob", home=home, env=env)
+    r = wg("approve", pid, "--by", "bob", home=home, env={"WEIGHTGATE_PASSPHRASE_BOB": "bob-passphrase"})
     _no_internal_error(r)
     assert r.returncode == 1 and "unexpected name" in r.stderr
 

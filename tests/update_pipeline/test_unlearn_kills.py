@@ -12,6 +12,7 @@ from governance.data import load_jsonl
 from governance.errors import UsageError
 from governance.history import pending_forget
 from governance.ledger import Ledger
+from tests.conftest import copy_store
 from tests.update_pipeline.test_crash import _env, _verify_after_kill, kill_after
 from tests.update_pipeline.test_forget import leaks
 from tests.update_pipeline.test_ledger_flow import promote_chain
@@ -33,22 +34,6 @@ def _started(proc):
     line = proc.stderr.readline()
     assert line.startswith(b"plan:"), line
     threading.Thread(target=proc.stderr.read, daemon=True).start()
-
-
-def copy_store(src, dst):
-    """A copy of a store whose MLflow database points at the copy's own artifacts (MLflow keeps absolute
-    artifact locations: a plain copy would delete the original's files when it tombstones a version)."""
-    import sqlite3
-
-    shutil.copytree(src, dst)
-    db = sqlite3.connect(dst / "mlflow.db")
-    with db:
-        for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
-            for col in db.execute(f"PRAGMA table_info('{table}')").fetchall():
-                if col[2].upper().startswith(("VARCHAR", "TEXT")):
-                    db.execute(f'UPDATE "{table}" SET "{col[1]}" = replace("{col[1]}", ?, ?) '
-                               f'WHERE "{col[1]}" LIKE ?', (str(src), str(dst), f"%{src}%"))
-    db.close()
 
 
 def _kill_points(store, tmp_path, args, after):
