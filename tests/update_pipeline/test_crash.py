@@ -29,8 +29,25 @@ def _env(home):
     return env
 
 
+# the CLI, with its libraries imported first and "ready" said on stderr then: kill points are spread over the
+# promotion's work, not over Python's imports
+READY = ("import sys, mlflow, safetensors, torch, transformers, update_pipeline.promote\n"
+         "print('ready', file=sys.stderr, flush=True)\n"
+         "from update_pipeline.cli import main\n"
+         "sys.argv = ['weightgate', *sys.argv[1:]]\n"
+         "main()")
+
+
 def _promote_cmd(pid):
-    return [sys.executable, "-m", "update_pipeline.cli", "promote", pid, "--by", "olga"]
+    return [sys.executable, "-c", READY, "promote", pid, "--by", "olga"]
+
+
+def _ready(proc):
+    """Wait for "ready" on the process's stderr, then keep draining it so output never blocks it."""
+    import threading
+
+    assert proc.stderr.readline() == b"ready\n"
+    threading.Thread(target=proc.stderr.read, daemon=True).start()
 
 
 def _champion(store):
@@ -89,8 +106,10 @@ def test_kill_promotion_at_many_points(backend, request, base_model, tmp_path):
 
     full = tmp_path / "full"
     copy_of(full, "full")
+    proc = subprocess.Popen(_promote_cmd(pid), env=_env(full), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _ready(proc)
     start = time.monotonic()
-    subprocess.run(_promote_cmd(pid), env=_env(full), check=True, capture_output=True, timeout=300)
+    assert proc.wait(timeout=300) == 0
     total = time.monotonic() - start
     assert _champion(Store.locate(full)) == 2
 
@@ -98,9 +117,10 @@ def test_kill_promotion_at_many_points(backend, request, base_model, tmp_path):
     for i in range(points):
         home = tmp_path / f"kill{i}"
         copy_of(home, i)
-        delay = total * (0.05 + 0.95 * i / (points - 1))  # spread over the whole run
+        delay = total * i / (points - 1)  # spread over the whole promotion
         proc = subprocess.Popen(_promote_cmd(pid), env=_env(home), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
+                                stderr=subprocess.PIPE, start_new_session=True)
+        _ready(proc)
         kill_after(proc, delay)
         s = Store.locate(home)
         _verify_after_kill(s)
