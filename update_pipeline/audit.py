@@ -124,7 +124,7 @@ def _report_file(store: Store, pred: dict[str, Any], where: str) -> None:
 
 def _restores(store: Store, entries: list[Entry], pred: dict[str, Any], where: str) -> None:
     with scratch(store, "audit") as tmp:
-        out = TensorStore(store.blobs()).restore(chain(entries, pred["version"]), Path(tmp) / "v")
+        out = TensorStore(store.blobs()).restore(chain(entries, pred["version"]), tmp / "v")
         want = {n: f["sha256"] for n, f in pred["weights"]["files"].items()}
         have = sha256_files([out / n for n in want])
         for n, digest in want.items():

@@ -133,7 +133,7 @@ def plan_forget(store: Store, record_id: str | None, text: str | None, approx: b
     ledger = Ledger.of(store)
     entries = ledger.entries()
     with scratch(store, "forget") as tmp:
-        hits, found, _ = find(store, ledger, entries, matcher(record_id, text), Path(tmp))
+        hits, found, _ = find(store, ledger, entries, matcher(record_id, text), tmp)
     return plan_of(entries, hits, len({r.record_hash for r in found}), approx)
 
 
@@ -156,7 +156,7 @@ def _intent(store: Store, ledger: Ledger, match: Any, sweep_text: str | None, si
     with ledger.lock(), scratch(store, "forget") as tmp:
         entries = ledger.entries()
         current_root(entries).allow("forget", [signer])
-        hits, found, macs = find(store, ledger, entries, match, Path(tmp))
+        hits, found, macs = find(store, ledger, entries, match, tmp)
         removed = sorted(macs)
         hashes = {r.record_hash for r in found}
         plan = plan_of(entries, hits, len(hashes), approx and replay_wanted)
@@ -165,7 +165,7 @@ def _intent(store: Store, ledger: Ledger, match: Any, sweep_text: str | None, si
         redacted = []
         for v in sorted(hits):
             d = data_of(entries, v)
-            records = _records(read_data(store, ledger, entries, v), Path(tmp))
+            records = _records(read_data(store, ledger, entries, v), tmp)
             kept = [(r, k) for r, k in zip(records, read_keys(store, ledger, entries, v)["records"], strict=True)
                     if r.record_hash not in hashes]
             plain = b"".join(json.dumps(r.to_json(), sort_keys=True).encode() + b"\n" for r, _ in kept)
@@ -203,8 +203,8 @@ def _replay_proposal(store: Store, entries: list[Entry], intent: Entry, by: str,
     ledger = Ledger.of(store)
     with scratch(store, "forget") as tmp:
         if p.get("negated"):  # from the weights as they were before the intent tombstoned them (shredded next)
-            result = approximate(store, entries[:intent.seq - 1], p["negated"], Path(tmp) / "result")
-            data = Path(tmp) / "empty.jsonl"
+            result = approximate(store, entries[:intent.seq - 1], p["negated"], tmp / "result")
+            data = tmp / "empty.jsonl"
             data.write_text("")
             origin = {"forget": p["removed"], "method": "approximate", "approximate": True, "start": p["start"],
                       "negated": p["negated"], "entry": intent.seq}
@@ -212,7 +212,7 @@ def _replay_proposal(store: Store, entries: list[Entry], intent: Entry, by: str,
                     f"{', '.join(f'ledger:{v}' for v in p['negated'])} subtracted (task-vector negation), "
                     "not an exact replay")
             return propose(store, f"ledger:{p['start']}", result, data, by, passphrase, note, tracking_uri, origin)
-        result, data, _ = replay(store, ledger, entries, p["start"], p["replayed"], Path(tmp))
+        result, data, _ = replay(store, ledger, entries, p["start"], p["replayed"], tmp)
         origin = {"forget": p["removed"], "method": "exact", "start": p["start"], "replayed": p["replayed"],
                   "entry": intent.seq}
         note = f"forget {len(p['removed'])} record(s): replayed {p['replayed']} from ledger:{p['start']} without them"
@@ -260,7 +260,7 @@ def forget(store: Store, record_id: str | None, text: str | None, signer: Signer
     if resumed is not None:
         try:
             with scratch(store, "forget") as tmp:
-                find(store, ledger, ledger.entries(), match, Path(tmp))
+                find(store, ledger, ledger.entries(), match, tmp)
         except UsageError:
             return resumed  # the interrupted forget was this one
     intent = _intent(store, ledger, match, text, signer, replay_wanted, tracking_uri, approx)

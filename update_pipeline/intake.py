@@ -157,7 +157,7 @@ def _log(store: Store, pid: str, manifest: dict[str, Any], records: list[DataRec
     metrics.update({f"delta.l2.{n}": s["l2"] for n, s in delta["tensors"].items()})
     lineage = Lineage(store.tracking_uri(tracking_uri), store.artifacts_dir)
     with scratch(store, "intake") as tmp:
-        signed = Path(tmp) / "manifest.dsse.json"
+        signed = tmp / "manifest.dsse.json"
         signed.write_bytes(envelope)
         return lineage.log_proposal(pid, params, metrics, {"proposal": signed}, frame,
                                     manifest["data"]["merkle_root"], str(pdir / "data.jsonl"))

@@ -190,7 +190,7 @@ def promote(store: Store, ref: str, signers: list[Signer], tracking_uri: str | N
                              f"(ledger:{current}); propose again with --base ledger:champion")
         version = max(versions(entries)) + 1
         with scratch(store, "promote") as tmp:
-            result = proposal_result(store, proposal, base_dir, Path(tmp) / "result")
+            result = proposal_result(store, proposal, base_dir, tmp / "result")
             lora = adapter_of(store, proposal, base_dir) if proposal.manifest["candidate"]["kind"] == "lora" else None
             weights = tensors.put_version(result, parent, raw_reader(base_dir), *(lora or ()))
         approvals_env = [env for _, env in proposals.decisions(proposal)]

@@ -92,7 +92,7 @@ def _register(store: Store, lineage: Lineage, entries: list[Entry], entry: Entry
                    "tags": {"weightgate.merkle_root": data["merkle_root"],
                             "weightgate.records": len(data.get("record_macs") or [])}}
     with scratch(store, "registry-sync") as tmp:
-        where = store.blobs().materialize(adapter, Path(tmp) / "adapter") if adapter else None
+        where = store.blobs().materialize(adapter, tmp / "adapter") if adapter else None
         return lineage.register_version(
             store.model_name, version, folder, tags, run, where, run_name=_run_name(entry),
             run_tags=run_tags, description=_description(store, entry, up), dataset=dataset, omit=omit)

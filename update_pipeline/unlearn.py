@@ -169,8 +169,7 @@ def revert(store: Store, version: int, exact: bool, signer: Signer, by: str | No
     found = proposal_for(store, ledger.entries(), entry.seq)
     if found is not None:
         return Unlearned(found, plan.method, [version], plan.replayed)
-    with scratch(store, "unlearn") as tmp:
-        work = Path(tmp)
+    with scratch(store, "unlearn") as work:
         if exact:
             assert plan.start is not None
             result, data, _ = replay(store, ledger, entries, plan.start, plan.replayed, work)

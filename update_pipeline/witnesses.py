@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from governance.errors import VerificationError
@@ -91,7 +90,7 @@ def _check_alias(store: Store, lineage: Lineage, entries: list[Entry], where: st
     skip = omitted(current, versions(entries))  # a recipe that is not the version's own is not served
     want = {n: d for n, d in files.items() if n not in skip}
     with scratch(store, "witness") as tmp:
-        served = lineage.version_file_digests(mv, Path(tmp))
+        served = lineage.version_file_digests(mv, tmp)
     if served not in (want, files):  # all of them: registered before such recipes were left out
         claimed = mv.tags.get("weightgate.ledger_version", "?")
         raise VerificationError(f"{where}: alias @{CHAMPION_ALIAS} serves registered version {mv.version} (tagged "

@@ -42,11 +42,13 @@ def _promote_cmd(pid):
     return [sys.executable, "-c", READY, "promote", pid, "--by", "olga"]
 
 
-def _ready(proc):
-    """Wait for "ready" on the process's stderr, then keep draining it so output never blocks it."""
+def started(proc, first=b"ready"):
+    """Wait for the line starting with `first` on the process's stderr (its imports done, its work about to
+    start), then keep draining stderr so output never blocks it."""
     import threading
 
-    assert proc.stderr.readline() == b"ready\n"
+    line = proc.stderr.readline()
+    assert line.startswith(first), line
     threading.Thread(target=proc.stderr.read, daemon=True).start()
 
 
@@ -107,7 +109,7 @@ def test_kill_promotion_at_many_points(backend, request, base_model, tmp_path):
     full = tmp_path / "full"
     copy_of(full, "full")
     proc = subprocess.Popen(_promote_cmd(pid), env=_env(full), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _ready(proc)
+    started(proc)
     start = time.monotonic()
     assert proc.wait(timeout=300) == 0
     total = time.monotonic() - start
@@ -123,7 +125,7 @@ def test_kill_promotion_at_many_points(backend, request, base_model, tmp_path):
         copy_of(home, i)
         proc = subprocess.Popen(_promote_cmd(pid), env=_env(home), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, start_new_session=True)
-        _ready(proc)
+        started(proc)
         code = kill_after(proc, delay, sig)
         s = Store.locate(home)
         _verify_after_kill(s)

@@ -13,7 +13,7 @@ from governance.errors import UsageError
 from governance.history import pending_forget
 from governance.ledger import Ledger
 from tests.conftest import copy_store
-from tests.update_pipeline.test_crash import _env, _verify_after_kill, kill_after
+from tests.update_pipeline.test_crash import _env, _verify_after_kill, kill_after, started
 from tests.update_pipeline.test_forget import leaks
 from tests.update_pipeline.test_ledger_flow import promote_chain
 from update_pipeline.service import Weightgate
@@ -26,16 +26,6 @@ def _cli(home, *args):
     return [sys.executable, "-m", "update_pipeline.cli", "--home", str(home), *args]
 
 
-def _started(proc):
-    """Wait until the command has printed its plan (imports done, work about to start), then keep draining
-    its stderr so progress output never blocks it."""
-    import threading
-
-    line = proc.stderr.readline()
-    assert line.startswith(b"plan:"), line
-    threading.Thread(target=proc.stderr.read, daemon=True).start()
-
-
 def _kill_points(store, tmp_path, args, after):
     """Run `args` to the end once, then kill -9 copies of the store at POINTS moments spread over the work
     after the plan is printed; `after(store)` checks each."""
@@ -44,7 +34,7 @@ def _kill_points(store, tmp_path, args, after):
     full = tmp_path / "full"
     copy_store(store.home, full)
     proc = subprocess.Popen(_cli(full, *args), env=_env(full), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _started(proc)
+    started(proc, b"plan:")
     start = time.monotonic()
     assert proc.wait(timeout=300) == 0
     work = time.monotonic() - start
@@ -54,7 +44,7 @@ def _kill_points(store, tmp_path, args, after):
         copy_store(store.home, home)
         proc = subprocess.Popen(_cli(home, *args), env=_env(home), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, start_new_session=True)
-        _started(proc)
+        started(proc, b"plan:")
         kill_after(proc, work * i / (POINTS - 1))
         s = Store.locate(home)
         _verify_after_kill(s)
